@@ -1,0 +1,222 @@
+"""AV-CPNet model configuration."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedConfig
+
+EMOTIONS_LABELS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
+EMOTIONS_POLARITY = {
+    "excitation": "positive",
+    "fear": "negative",
+    "neutral": "neutral",
+    "relaxation": "positive",
+    "sadness": "negative",
+    "tension": "negative",
+}
+POLARITIES = ("positive", "neutral", "negative")
+FUSION_TYPES = ("sum", "concat", "ew_sum", "neural", "gated")
+MODALITIES = ("audio_visual", "visual", "audio")
+BRANCHES = ("fusion", "visual", "audio")
+
+
+class AVCPNetConfig(PreTrainedConfig):
+    r"""
+    Configuration of an AV-CPNet model (eMotions paper, arXiv 2311.17335). Defaults reproduce the paper and its
+    public code: a Video Swin-T visual branch on 16 segments x 8 frames at 112x112, a 1-channel ResNet-34 audio
+    branch on 16 MFCC segments, and the two-stage cross-modal fusion (TS-CF) module.
+
+    Visual branch (Video Swin):
+        patch_size (`list[int]`, defaults to `[2, 4, 4]`): 3-D patch size (time, height, width).
+        embed_dim (`int`, defaults to 96): channels after the patch embedding (C).
+        depths (`list[int]`, defaults to `[2, 2, 6, 2]`): Swin blocks per stage.
+        num_heads (`list[int]`, defaults to `[3, 6, 12, 24]`): attention heads per stage.
+        window_size (`list[int]`, defaults to `[8, 7, 7]`): 3-D attention window (time, height, width).
+        mlp_ratio (`float`, defaults to 4.0): MLP hidden size / embedding size.
+        qkv_bias (`bool`, defaults to `True`): bias on the query/key/value projection.
+        drop_path_rate (`float`, defaults to 0.1): stochastic depth rate, increased linearly over the blocks.
+        hidden_dropout_prob (`float`, defaults to 0.0): dropout on the Swin MLP and projection outputs.
+        attention_probs_dropout_prob (`float`, defaults to 0.0): dropout on the attention probabilities.
+        layer_norm_eps (`float`, defaults to 1e-5): LayerNorm epsilon.
+        num_channels (`int`, defaults to 3): input channels.
+        image_size (`int`, defaults to 112): frame height and width fed to the backbone.
+        num_segments (`int`, defaults to 16): segments a clip is split into (s).
+        frames_per_segment (`int`, defaults to 8): consecutive frames sampled per segment (k).
+
+    Audio branch (ResNet on MFCC):
+        num_mfcc (`int`, defaults to 32): MFCC coefficients.
+        audio_length (`int`, defaults to 4096): MFCC frames after centre crop / tiling (q).
+        audio_segments (`int`, defaults to 16): segments the MFCC sequence is split into (t).
+        audio_embedding_size (`int`, defaults to 64): channels of the ResNet stem.
+        audio_hidden_sizes (`list[int]`, defaults to `[64, 128, 256, 512]`): channels per ResNet stage.
+        audio_depths (`list[int]`, defaults to `[3, 4, 6, 3]`): basic blocks per stage (ResNet-34).
+
+    Fusion and heads:
+        hidden_size (`int`, defaults to 512): fusion width C1.
+        num_attention_heads (`int`, defaults to 4): heads of the CAF cross-attention.
+        fusion_type (`str`, defaults to `"sum"`): one of `sum`, `concat`, `ew_sum`, `neural`, `gated` (table 8).
+        modalities (`str`, defaults to `"audio_visual"`): one of `audio_visual`, `visual`, `audio` (table 7).
+        use_cross_attention (`bool`, defaults to `True`): use the CAF layer before the SF layer.
+        classifier_dropout_prob (`float`, defaults to 0.0): dropout before the classification heads.
+        initializer_range (`float`, defaults to 0.02): std of the truncated normal initialiser.
+
+    Labels and loss:
+        id2label (`dict[int, str]`): defaults to the 6 eMotions classes in the official order.
+        label2polarity (`dict[str, str]`): polarity (`positive`, `neutral`, `negative`) of each label, used by the
+            EP-CE loss; defaults to the eMotions map.
+        ep_ce_gammas (`dict[str, float]`): EP-CE penalty per polarity of the true class, defaults to 0.5 each
+            (table 9); all zeros gives plain cross-entropy.
+        branch_loss_weights (`dict[str, float]`): weights of the fusion, visual and audio losses in the
+            multi-task sum (eq. 10); defaults to 1 each.
+
+    Example:
+
+    ```python
+    >>> from transformers import AutoConfig
+    >>> import modeling_avcpnet  # registers the "avcpnet" model type
+    >>> tiny = AutoConfig.for_model("avcpnet", embed_dim=24, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1])
+    ```"""
+
+    model_type = "avcpnet"
+
+    # Visual branch: Video Swin-T.
+    patch_size: list[int] | tuple[int, ...] = (2, 4, 4)
+    embed_dim: int = 96
+    depths: list[int] | tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: list[int] | tuple[int, ...] = (3, 6, 12, 24)
+    window_size: list[int] | tuple[int, ...] = (8, 7, 7)
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.1
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    layer_norm_eps: float = 1e-5
+    num_channels: int = 3
+    image_size: int = 112
+    num_segments: int = 16
+    frames_per_segment: int = 8
+    # Audio branch: ResNet-34 on MFCC segments.
+    num_mfcc: int = 32
+    audio_length: int = 4096
+    audio_segments: int = 16
+    audio_embedding_size: int = 64
+    audio_hidden_sizes: list[int] | tuple[int, ...] = (64, 128, 256, 512)
+    audio_depths: list[int] | tuple[int, ...] = (3, 4, 6, 3)
+    # Fusion.
+    hidden_size: int = 512
+    num_attention_heads: int = 4
+    fusion_type: str = "sum"
+    modalities: str = "audio_visual"
+    use_cross_attention: bool = True
+    classifier_dropout_prob: float = 0.0
+    initializer_range: float = 0.02
+    # Labels and loss.
+    label2polarity: dict[str, str] | None = None
+    ep_ce_gammas: dict[str, float] | None = None
+    branch_loss_weights: dict[str, float] | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            self.id2label = dict(enumerate(EMOTIONS_LABELS))
+        super().__post_init__(**kwargs)
+        if self.label2id is None or set(self.label2id) != set(self.id2label.values()):
+            self.label2id = {label: index for index, label in self.id2label.items()}
+        if self.label2polarity is None:
+            labels = set(self.id2label.values())
+            # The eMotions map by default; other label sets must bring their own (unknown labels: neutral).
+            self.label2polarity = {label: EMOTIONS_POLARITY.get(label, "neutral") for label in sorted(labels)}
+        if self.ep_ce_gammas is None:
+            self.ep_ce_gammas = {polarity: 0.5 for polarity in POLARITIES}
+        if self.branch_loss_weights is None:
+            self.branch_loss_weights = {branch: 1.0 for branch in BRANCHES}
+        for name in ("patch_size", "depths", "num_heads", "window_size", "audio_hidden_sizes", "audio_depths"):
+            setattr(self, name, [int(value) for value in getattr(self, name)])
+        self.ep_ce_gammas = {key: float(value) for key, value in self.ep_ce_gammas.items()}
+        self.branch_loss_weights = {key: float(value) for key, value in self.branch_loss_weights.items()}
+        self._validate()
+
+    def _validate(self) -> None:
+        def fail(field: str, message: str):
+            raise ValueError(f"AVCPNetConfig.{field}: {message}")
+
+        for field in ("embed_dim", "image_size", "num_segments", "frames_per_segment", "num_mfcc", "audio_length",
+                      "audio_segments", "audio_embedding_size", "hidden_size", "num_attention_heads", "num_channels"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                fail(field, f"must be a positive integer, got {value!r}")
+        for field, length in (("patch_size", 3), ("window_size", 3)):
+            value = getattr(self, field)
+            if len(value) != length or min(value) <= 0:
+                fail(field, f"must be {length} positive integers (time, height, width), got {value!r}")
+        if not self.depths or min(self.depths) <= 0:
+            fail("depths", f"must be a non-empty list of positive integers, got {self.depths!r}")
+        if len(self.num_heads) != len(self.depths) or min(self.num_heads) <= 0:
+            fail("num_heads", f"must give a positive head count for each of the {len(self.depths)} stages, "
+                              f"got {self.num_heads!r}")
+        for stage, heads in enumerate(self.num_heads):
+            channels = self.embed_dim * 2**stage
+            if channels % heads:
+                fail("num_heads", f"stage {stage} has {channels} channels, not divisible by {heads} heads")
+        if len(self.audio_depths) != len(self.audio_hidden_sizes) or min(self.audio_depths + self.audio_hidden_sizes) <= 0:
+            fail("audio_depths", f"audio_depths {self.audio_depths!r} and audio_hidden_sizes "
+                                 f"{self.audio_hidden_sizes!r} must be positive and of the same length")
+        if self.audio_length % self.audio_segments:
+            fail("audio_length", f"{self.audio_length} is not divisible by audio_segments={self.audio_segments}")
+        if self.hidden_size % self.num_attention_heads:
+            fail("num_attention_heads", f"hidden_size {self.hidden_size} is not divisible by "
+                                        f"{self.num_attention_heads} heads")
+        if self.mlp_ratio <= 0:
+            fail("mlp_ratio", f"must be positive, got {self.mlp_ratio!r}")
+        for field in ("drop_path_rate", "hidden_dropout_prob", "attention_probs_dropout_prob",
+                      "classifier_dropout_prob"):
+            value = getattr(self, field)
+            if not 0.0 <= value < 1.0:
+                fail(field, f"must be in [0, 1), got {value!r}")
+        if self.fusion_type not in FUSION_TYPES:
+            fail("fusion_type", f"must be one of {', '.join(FUSION_TYPES)}, got {self.fusion_type!r}")
+        if self.modalities not in MODALITIES:
+            fail("modalities", f"must be one of {', '.join(MODALITIES)}, got {self.modalities!r}")
+        labels = set(self.id2label.values())
+        missing = sorted(labels - set(self.label2polarity))
+        if missing:
+            fail("label2polarity", f"has no polarity for labels {missing}")
+        unknown = {label: p for label, p in self.label2polarity.items() if p not in POLARITIES}
+        if unknown:
+            fail("label2polarity", f"polarities must be one of {POLARITIES}, got {unknown}")
+        extra = sorted(set(self.label2polarity) - labels)
+        if extra:
+            fail("label2polarity", f"names labels that are not in id2label: {extra}")
+        if set(self.ep_ce_gammas) != set(POLARITIES) or min(self.ep_ce_gammas.values()) < 0:
+            fail("ep_ce_gammas", f"must give a non-negative gamma for each of {POLARITIES}, got {self.ep_ce_gammas}")
+        if set(self.branch_loss_weights) != set(BRANCHES) or min(self.branch_loss_weights.values()) < 0:
+            fail("branch_loss_weights", f"must give a non-negative weight for each of {BRANCHES}, "
+                                        f"got {self.branch_loss_weights}")
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip fed to the visual branch (segments x frames per segment)."""
+        return self.num_segments * self.frames_per_segment
+
+    @property
+    def visual_hidden_size(self) -> int:
+        """Channels of the last Video Swin stage (768 for Swin-T)."""
+        return self.embed_dim * 2 ** (len(self.depths) - 1)
+
+    @property
+    def polarity_ids(self) -> list[int]:
+        """Polarity index (into `POLARITIES`) of each label id, in label-id order."""
+        return [POLARITIES.index(self.label2polarity[self.id2label[i]]) for i in range(len(self.id2label))]
+
+    @classmethod
+    def tiny(cls, **kwargs) -> "AVCPNetConfig":
+        """A tiny preset for tests and demos: same code path, a few thousand parameters per branch."""
+        defaults = dict(
+            embed_dim=24, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=[2, 4, 4], image_size=32,
+            num_segments=2, frames_per_segment=4, drop_path_rate=0.0,
+            audio_length=64, audio_segments=2, audio_embedding_size=8, audio_hidden_sizes=[8, 16, 16, 32],
+            audio_depths=[1, 1, 1, 1], hidden_size=32, num_attention_heads=4,
+        )
+        defaults.update(kwargs)
+        return cls(**defaults)
+
+
+__all__ = ["AVCPNetConfig"]
