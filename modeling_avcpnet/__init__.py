@@ -16,5 +16,20 @@ AVCPNetConfig.register_for_auto_class("AutoConfig")
 # --- processor (issue 7): AutoProcessor / AutoVideoProcessor / AutoFeatureExtractor registration goes here ---
 
 # --- mer2023 (issue 6): its config and model registration goes here ---
+from transformers import AutoModel as _AutoModel, AutoModelForVideoClassification as _AutoModelForVideoClassification  # noqa: E402
+
+from .configuration_mer2023 import MER2023Config  # noqa: E402
+from .decision_fusion_mer2023 import MER2023DecisionFusion  # noqa: E402
+from .feature_extraction_mer2023 import MER2023DeepFeatureExtractor  # noqa: E402
+from .metrics_mer2023 import compute_mer2023_metrics, mer2023_metrics  # noqa: E402
+from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model  # noqa: E402
+
+AutoConfig.register("mer2023", MER2023Config, exist_ok=True)
+_AutoModel.register(MER2023Config, MER2023Model, exist_ok=True)
+# The full system (fusion + decoder + loss weights) classifies a clip from its audio-visual features.
+_AutoModelForVideoClassification.register(MER2023Config, MER2023ForEmotionValence, exist_ok=True)
+MER2023Config.register_for_auto_class("AutoConfig")
+MER2023Model.register_for_auto_class("AutoModel")
+MER2023ForEmotionValence.register_for_auto_class("AutoModelForVideoClassification")
 
 __all__ = ["AVCPNetConfig"]
