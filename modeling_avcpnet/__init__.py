@@ -33,3 +33,5 @@ MER2023Model.register_for_auto_class("AutoModel")
 MER2023ForEmotionValence.register_for_auto_class("AutoModelForVideoClassification")
 
 __all__ = ["AVCPNetConfig"]
+
+from .pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline  # noqa: E402,F401  (registers the pipeline task)
