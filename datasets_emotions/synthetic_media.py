@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fractions
 import os
-from typing import Optional, Sequence, Union
+from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import av
 import numpy as np
@@ -22,7 +22,7 @@ PathLike = Union[str, os.PathLike]
 
 def write_clip(
     path: PathLike,
-    frames: Optional[np.ndarray] = None,
+    frames: Optional[Union[np.ndarray, Iterable[np.ndarray]]] = None,
     fps: float = 30,
     audio: Optional[np.ndarray] = None,
     sample_rate: int = 44100,
@@ -34,21 +34,25 @@ def write_clip(
     rotation: Optional[int] = None,
     frame_times: Optional[Sequence[float]] = None,
     audio_bit_rate: int = 64000,
+    codec_options: Optional[dict] = None,
 ) -> str:
     """Encode ``frames`` and/or ``audio`` into ``path`` and return the path as a string.
 
     Args:
         path: output file; the container is chosen from its extension (``.mp4``, ``.avi``, ``.mkv``, ``.m4a`` ...).
-        frames: ``(T, H, W, 3)`` uint8 RGB frames, or ``None`` for an audio-only file. Odd sizes are kept as they
-            are (encoded as yuv444p when 4:2:0 subsampling cannot represent them).
+        frames: ``(T, H, W, 3)`` uint8 RGB frames, or an iterable of ``(H, W, 3)`` uint8 frames (encoded one at a
+            time, so long 720p clips never sit in memory whole), or ``None`` for an audio-only file. Odd sizes are
+            kept as they are (encoded as yuv444p when 4:2:0 subsampling cannot represent them).
         fps: nominal frame rate.
         audio: ``(channels, samples)`` or ``(samples,)`` float waveform in [-1, 1], or ``None`` for a silent file
             with no audio stream at all.
         sample_rate: sample rate of ``audio``.
         gop_size: keyframe interval in frames (phones typically use one keyframe every 1-2 s).
-        rotation: if given (90, 180, 270), written as the stream's display-matrix rotation, the way phones store
-            portrait video; the pixels themselves are not rotated.
+        rotation: if given (e.g. 90, -90, 180), written as the stream's display matrix, the way phones store
+            portrait video: a counter-clockwise rotation in degrees, read back by PyAV as ``VideoFrame.rotation``;
+            the pixels themselves are not rotated. (FFmpeg 7+ ignores the legacy ``rotate`` metadata tag.)
         frame_times: optional presentation time in seconds of each frame, for variable frame rate files.
+        codec_options: extra encoder options, e.g. ``{"bf": "2"}`` for B-frames (the ultrafast preset has none).
     """
     path = str(path)
     if frames is None and audio is None:
@@ -59,10 +63,7 @@ def write_clip(
         video_stream = None
         time_base = fractions.Fraction(1, 90000) if frame_times is not None else None
         if frames is not None:
-            frames = np.asarray(frames)
-            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-                raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
-            height, width = frames.shape[1:3]
+            frames, height, width = _peek_frames(frames)
             rate = fractions.Fraction(fps).limit_denominator(1001)
             video_stream = container.add_stream(video_codec, rate=rate)
             video_stream.width, video_stream.height = width, height
@@ -70,17 +71,20 @@ def write_clip(
             if video_codec in ("libx264", "h264"):
                 video_stream.pix_fmt = "yuv444p" if odd else "yuv420p"
                 video_stream.options = {"crf": str(crf), "preset": preset, "g": str(gop_size),
-                                        "keyint_min": str(gop_size), "sc_threshold": "0"}
+                                        "keyint_min": str(gop_size), "sc_threshold": "0", **(codec_options or {})}
             else:
                 video_stream.pix_fmt = "yuv420p" if not odd else video_stream.pix_fmt
                 video_stream.codec_context.gop_size = gop_size
+                if codec_options:
+                    video_stream.options = dict(codec_options)
             video_stream.thread_type = "FRAME"
             if time_base is not None:
+                # Frame timestamps are given in this time base: the encoder must use it too, else it rescales them
+                # as if they were at the nominal rate and the muxer rejects the non-increasing result.
                 video_stream.time_base = time_base
+                video_stream.codec_context.time_base = time_base
             if rotation is not None:
-                # PyAV exposes the display matrix through stream side data on recent versions; fall back to the
-                # legacy "rotate" metadata tag, which FFmpeg's mp4 muxer turns into a display matrix.
-                video_stream.metadata["rotate"] = str(int(rotation) % 360)
+                video_stream.set_display_rotation(float(rotation))
         audio_stream = None
         if audio is not None:
             audio = np.asarray(audio, dtype=np.float32)
@@ -93,6 +97,8 @@ def write_clip(
 
         if video_stream is not None:
             for index, rgb in enumerate(frames):
+                if rgb.shape != (height, width, 3) or rgb.dtype != np.uint8:
+                    raise ValueError(f"frame {index} is {rgb.shape} {rgb.dtype}, expected ({height}, {width}, 3) uint8")
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 if time_base is not None:
                     frame.pts = int(round(frame_times[index] / time_base))
@@ -107,6 +113,28 @@ def write_clip(
     finally:
         container.close()
     return path
+
+
+def _peek_frames(frames) -> tuple[Iterator[np.ndarray], int, int]:
+    """Return an iterator over the frames plus their height and width, looking only at the first frame."""
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+            raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got {frames.shape} {frames.dtype}")
+        return iter(frames), frames.shape[1], frames.shape[2]
+    iterator = iter(frames)
+    try:
+        first = np.asarray(next(iterator))
+    except StopIteration:
+        raise ValueError("frames is empty") from None
+    if first.ndim != 3 or first.shape[-1] != 3:
+        raise ValueError(f"each frame must be (H, W, 3) uint8, got {first.shape}")
+
+    def chain():
+        yield first
+        for frame in iterator:
+            yield np.asarray(frame)
+
+    return chain(), first.shape[0], first.shape[1]
 
 
 def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> None:
@@ -151,3 +179,32 @@ def moving_square_frames(num_frames: int, height: int, width: int, color=(255, 6
         frames[index, y:y + square, x:x + square] = color
         frames[index, :2, :, :] = index % 256
     return frames
+
+
+def textured_frames(num_frames: int, height: int, width: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Yield ``num_frames`` ``(H, W, 3)`` uint8 frames of a smooth random texture panning diagonally, with a moving
+    square and a frame counter band on top: enough detail and motion that H.264 decoding costs about what phone
+    footage costs (flat synthetic frames decode unrealistically fast). Frames are generated one at a time."""
+    rng = np.random.default_rng(seed)
+    tile = 64
+    coarse = rng.integers(0, 256, size=((height + 2 * num_frames) // tile + 3, (width + num_frames) // tile + 3, 3),
+                          dtype=np.uint8)
+    texture = np.repeat(np.repeat(coarse, tile, axis=0), tile, axis=1)
+    noise = rng.integers(0, 24, size=(texture.shape[0], texture.shape[1], 1), dtype=np.uint8)
+    texture = texture // 2 + noise
+    square = max(2, min(height, width) // 6)
+    for index in range(num_frames):
+        frame = texture[2 * index:2 * index + height, index:index + width].copy()
+        x = (index * 7) % max(1, width - square)
+        y = (index * 3) % max(1, height - square)
+        frame[y:y + square, x:x + square] = (255, 64, 64)
+        frame[:4, :, :] = index % 256
+        yield frame
+
+
+def truncated_copy(source: PathLike, destination: PathLike, keep_fraction: float = 0.5) -> str:
+    """Copy the first ``keep_fraction`` of ``source``'s bytes to ``destination`` (a download cut short)."""
+    data = open(source, "rb").read()
+    with open(destination, "wb") as handle:
+        handle.write(data[: int(len(data) * keep_fraction)])
+    return str(destination)

@@ -1,0 +1,378 @@
+"""Decode only the frames a model needs from a video file, plus its soundtrack, with PyAV.
+
+`MediaReader` opens a file once and makes one demuxing pass over it (packets only, no video decoding: about
+0.06 s per minute of 720p video) that records the presentation timestamp and keyframe flag of every video packet
+and, when asked, decodes the audio track to mono float32 at the requested rate. `read_frames(indices)` then decodes
+only the runs of packets from the keyframe before each wanted frame through that frame: it seeks when the next
+wanted frame lies beyond another keyframe, and keeps decoding forward otherwise, so a short clip or densely
+sampled frames are decoded once, front to back. Only the wanted frames are converted to RGB, resized inside
+FFmpeg's scaler (`VideoFrame.to_ndarray(width=, height=)`), never as full-size RGB arrays.
+
+Frame `i` is the `i`-th frame in presentation order, the same numbering as decoding every frame front to back
+(`transformers.video_utils.load_video(..., backend="pyav")`), also for variable frame rate files and B-frames:
+decoded frames are identified by their timestamp, not by counting after a seek. The display matrix rotation that
+phones write for portrait video is applied, so frames come out upright.
+
+Bad media raises `VideoDecodingError`, a `ValueError` whose message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import av
+import numpy as np
+
+
+MediaSource = Union[str, os.PathLike, bytes, bytearray, memoryview, io.IOBase]
+
+
+class VideoDecodingError(ValueError):
+    """Raised for media that cannot be decoded as asked; the message names the file and the problem."""
+
+    def __init__(self, name: str, problem: str):
+        self.name = name
+        self.problem = problem
+        super().__init__(f"{name}: {problem}")
+
+
+def describe_source(source) -> str:
+    """A short name for `source` to put in error messages: the path, a file object's name, or `<N bytes>`."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes in memory>"
+    name = getattr(source, "name", None)
+    return str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def output_size(height: int, width: int, shortest_edge: Optional[int]) -> tuple[int, int]:
+    """`(height, width)` after resizing the short side to `shortest_edge`, keeping the aspect ratio."""
+    if not shortest_edge:
+        return height, width
+    scale = shortest_edge / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def frame_to_rgb(frame: "av.VideoFrame", shortest_edge: Optional[int] = None,
+                 interpolation: str = "BILINEAR") -> np.ndarray:
+    """Convert one decoded frame to upright `(H, W, 3)` uint8 RGB, its short side resized to `shortest_edge`.
+
+    The resize happens in FFmpeg's scaler together with the YUV to RGB conversion (cheaper than converting the
+    full-size frame first). The frame's display-matrix rotation (phones store portrait video as rotated landscape)
+    is applied after resizing. This is the one conversion function used for every decoded frame.
+    """
+    quarter_turns = _quarter_turns(frame)
+    upright_h, upright_w = (frame.width, frame.height) if quarter_turns % 2 else (frame.height, frame.width)
+    out_h, out_w = output_size(upright_h, upright_w, shortest_edge)
+    if quarter_turns % 2:
+        out_h, out_w = out_w, out_h  # size in the stored orientation
+    if (out_h, out_w) == (frame.height, frame.width):
+        array = frame.to_ndarray(format="rgb24")
+    else:
+        array = frame.to_ndarray(width=out_w, height=out_h, format="rgb24", interpolation=interpolation)
+    if quarter_turns:
+        array = np.ascontiguousarray(np.rot90(array, k=quarter_turns))
+    return array
+
+
+@dataclass
+class VideoIndex:
+    """Timestamps of the video packets in presentation order, and which of them are keyframes."""
+
+    pts: np.ndarray  # (num_frames,) int64, sorted
+    keyframes: np.ndarray  # (num_keyframes,) int64 frame indices, sorted
+
+
+class MediaReader:
+    """One open media file: its video packet index, optionally its decoded soundtrack, and `read_frames`.
+
+    Args:
+        source: a path, `bytes`, or a seekable binary file object.
+        require_video: raise `VideoDecodingError` when the file has no video stream (else `num_frames` is 0).
+        audio_sample_rate: when given, decode the first audio stream to mono float32 at this rate during the
+            indexing pass (`self.audio`, shape `(samples,)`; `None` when there is no audio stream, with the reason in
+            `self.audio_problem`).
+        threads: decoder threads (0: FFmpeg picks, from the CPU count).
+
+    Use as a context manager, or call `close()`.
+    """
+
+    def __init__(self, source: MediaSource, require_video: bool = True, audio_sample_rate: Optional[int] = None,
+                 threads: int = 0):
+        self.name = describe_source(source)
+        self.audio: Optional[np.ndarray] = None
+        self.audio_problem: Optional[str] = None
+        self._container = None
+        self._open(source)
+        try:
+            self._index_and_decode_audio(require_video, audio_sample_rate, threads)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening and indexing -------------------------------------------------------------------------------------
+
+    def _fail(self, problem: str) -> VideoDecodingError:
+        return VideoDecodingError(self.name, problem)
+
+    def _open(self, source: MediaSource) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            if not os.path.exists(path):
+                raise self._fail("file not found")
+            if os.path.isdir(path):
+                raise self._fail("is a directory, not a media file")
+            if os.path.getsize(path) == 0:
+                raise self._fail("file is empty (0 bytes)")
+            target = path
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            if len(source) == 0:
+                raise self._fail("no data (0 bytes)")
+            target = io.BytesIO(bytes(source))
+        elif hasattr(source, "read"):
+            target = source
+        else:
+            raise TypeError(f"cannot read media from a {type(source).__name__}; pass a path, bytes or a file object")
+        try:
+            self._container = av.open(target, mode="r", metadata_errors="ignore")
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+            raise self._fail(f"not a readable media file ({_reason(error)})") from error
+
+    def _index_and_decode_audio(self, require_video: bool, audio_sample_rate: Optional[int], threads: int) -> None:
+        container = self._container
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and require_video:
+            kind = "an audio-only file" if audio is not None else "no audio stream either"
+            raise self._fail(f"has no video stream ({kind}); a video is required")
+        if audio_sample_rate is not None and audio is None:
+            self.audio_problem = "has no audio stream"
+        self._video = video
+        self._rotation: Optional[int] = None
+        if video is not None:
+            video.thread_type = "AUTO"
+            video.thread_count = threads
+
+        wanted = [stream for stream in (video, audio if audio_sample_rate is not None else None) if stream]
+        pts, keyframe_pts, missing_pts = [], [], 0
+        audio_chunks, resampler = [], None
+        if audio is not None and audio_sample_rate is not None:
+            audio.thread_type = "AUTO"
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_sample_rate)
+        try:
+            for packet in container.demux(wanted):
+                if packet.stream is video:
+                    if packet.size == 0:
+                        continue
+                    if packet.pts is None:
+                        missing_pts += 1
+                        continue
+                    pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keyframe_pts.append(packet.pts)
+                elif resampler is not None and self.audio_problem is None:
+                    try:
+                        for frame in audio.decode(packet):
+                            audio_chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
+                    except av.FFmpegError as error:
+                        self.audio_problem = f"audio track cannot be decoded ({_reason(error)})"
+        except av.FFmpegError as error:
+            if video is not None and not pts:
+                raise self._fail(f"cannot be read ({_reason(error)})") from error
+            # A truncated file: keep what could be read; read_frames checks every frame it is asked for.
+        if resampler is not None and self.audio_problem is None:
+            try:
+                for frame in audio.decode(None):
+                    audio_chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
+                audio_chunks.extend(out.to_ndarray()[0] for out in resampler.resample(None))
+            except av.FFmpegError:
+                pass
+            self.audio = np.concatenate(audio_chunks).astype(np.float32, copy=False) if audio_chunks else None
+            if self.audio is None or self.audio.size == 0:
+                self.audio, self.audio_problem = None, "audio stream holds no decodable samples"
+
+        if video is None:
+            self.index = VideoIndex(np.zeros(0, np.int64), np.zeros(0, np.int64))
+            return
+        if missing_pts and pts:
+            raise self._fail(f"{missing_pts} video packets have no timestamp; cannot index frames")
+        if not pts and missing_pts:
+            # No timestamps at all (e.g. raw streams): frames are numbered by counting during a front-to-back decode.
+            self.index = None
+            self._num_frames_without_pts = missing_pts
+            return
+        if not pts:
+            raise self._fail("video stream has no frames")
+        sorted_pts = np.unique(np.asarray(pts, dtype=np.int64))
+        if len(sorted_pts) != len(pts):
+            raise self._fail("video stream has duplicate frame timestamps; cannot index frames")
+        keyframes = np.searchsorted(sorted_pts, np.asarray(keyframe_pts, dtype=np.int64))
+        if len(keyframes) == 0 or keyframes[0] != 0:
+            keyframes = np.concatenate([[0], keyframes])  # decoding from the start always works
+        self.index = VideoIndex(sorted_pts, np.unique(keyframes))
+
+    # -- properties -----------------------------------------------------------------------------------------------
+
+    @property
+    def has_video(self) -> bool:
+        return self._video is not None
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the video stream (presentation order), counted from the packets."""
+        if self._video is None:
+            return 0
+        return len(self.index.pts) if self.index is not None else self._num_frames_without_pts
+
+    @property
+    def fps(self) -> Optional[float]:
+        rate = self._video.average_rate or self._video.guessed_rate if self._video is not None else None
+        return float(rate) if rate else None
+
+    @property
+    def rotation(self) -> int:
+        """Display-matrix rotation (counter-clockwise degrees, a multiple of 90), read from the first frame."""
+        if self._rotation is None:
+            self._rotation = 0
+            try:
+                self._container.seek(0, stream=self._video, backward=True, any_frame=False)
+                for frame in self._container.decode(self._video):
+                    self._rotation = _quarter_turns(frame) * 90
+                    break
+            except av.FFmpegError:
+                pass
+        return self._rotation
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """`(height, width)` of the upright frames."""
+        height, width = self._video.codec_context.height, self._video.codec_context.width
+        return (width, height) if (self.rotation // 90) % 2 else (height, width)
+
+    # -- decoding -------------------------------------------------------------------------------------------------
+
+    def read_frames(self, indices: Sequence[int], shortest_edge: Optional[int] = None,
+                    interpolation: str = "BILINEAR") -> np.ndarray:
+        """Decode the frames at `indices` (any order, repeats allowed) as `(len(indices), H, W, 3)` uint8 RGB.
+
+        Frames come out upright with their short side resized to `shortest_edge` (full size when `None`).
+        Raises `VideoDecodingError` if an index is out of range or a wanted frame cannot be decoded.
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if not self.has_video:
+            raise self._fail("has no video stream")
+        if indices.size == 0:
+            height, width = output_size(*self.size, shortest_edge)
+            return np.zeros((0, height, width, 3), np.uint8)
+        if indices.min() < 0 or indices.max() >= self.num_frames:
+            raise self._fail(f"frame indices must lie in [0, {self.num_frames}), got {indices.min()}..{indices.max()}")
+        wanted = np.unique(indices)
+        convert = lambda frame: frame_to_rgb(frame, shortest_edge, interpolation)  # noqa: E731
+        try:
+            if self.index is None:
+                decoded = self._decode_counting(wanted, convert)
+            else:
+                decoded = self._decode_runs(wanted, convert)
+        except av.FFmpegError as error:
+            raise self._fail(f"video cannot be decoded ({_reason(error)})") from error
+        missing = [int(i) for i in wanted if int(i) not in decoded]
+        if missing:
+            raise self._fail(f"frames {_short_list(missing)} of {self.num_frames} cannot be decoded "
+                             "(truncated or corrupt file)")
+        shapes = {decoded[int(i)].shape for i in wanted}
+        if len(shapes) > 1:
+            raise self._fail(f"frame size changes within the stream ({sorted(shapes)}); not supported")
+        return np.stack([decoded[int(i)] for i in indices])
+
+    def _runs(self, wanted: np.ndarray) -> list[tuple[int, list[int]]]:
+        """Group the sorted wanted frames into decoding runs `(start keyframe, frames)`: a new run (one seek)
+        starts only when a wanted frame lies beyond a keyframe that comes after the previous wanted frame."""
+        keyframes = self.index.keyframes
+        runs: list[tuple[int, list[int]]] = []
+        for frame_index in wanted.tolist():
+            keyframe = int(keyframes[np.searchsorted(keyframes, frame_index, side="right") - 1])
+            if runs and keyframe <= runs[-1][1][-1]:
+                runs[-1][1].append(frame_index)  # decoding forward is no more work than seeking
+            else:
+                runs.append((keyframe, [frame_index]))
+        return runs
+
+    def _decode_runs(self, wanted: np.ndarray, convert) -> dict[int, np.ndarray]:
+        pts_table = self.index.pts
+        decoded: dict[int, np.ndarray] = {}
+        for keyframe, frames in self._runs(wanted):
+            targets = {int(pts_table[i]): i for i in frames}
+            first_pts, last_pts = int(pts_table[frames[0]]), int(pts_table[frames[-1]])
+            self._container.seek(int(pts_table[keyframe]), stream=self._video, backward=True, any_frame=False)
+            if not self._decode_until(targets, first_pts, last_pts, decoded, convert):
+                # The seek landed after the first wanted frame (an inexact container index): decode from the start.
+                self._container.seek(0, stream=self._video, backward=True, any_frame=False)
+                self._decode_until(targets, None, last_pts, decoded, convert)
+        return decoded
+
+    def _decode_until(self, targets: dict[int, int], first_pts: Optional[int], last_pts: int,
+                      decoded: dict[int, np.ndarray], convert) -> bool:
+        """Decode forward from the current position, converting the frames whose timestamps are in `targets`,
+        until `last_pts`. Returns False without decoding further if the first frame comes after `first_pts`."""
+        for frame in self._container.decode(self._video):
+            if frame.pts is None:
+                continue
+            if first_pts is not None:
+                if frame.pts > first_pts:
+                    return False
+                first_pts = None
+            index = targets.get(frame.pts)
+            if index is not None:
+                decoded[index] = convert(frame)
+            if frame.pts >= last_pts:
+                break
+        return True
+
+    def _decode_counting(self, wanted: np.ndarray, convert) -> dict[int, np.ndarray]:
+        """For streams without timestamps: decode front to back, numbering frames by counting."""
+        wanted_set, last = set(wanted.tolist()), int(wanted[-1])
+        decoded: dict[int, np.ndarray] = {}
+        self._container.seek(0)
+        for position, frame in enumerate(self._container.decode(self._video)):
+            if position in wanted_set:
+                decoded[position] = convert(frame)
+            if position >= last:
+                break
+        return decoded
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "MediaReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _quarter_turns(frame: "av.VideoFrame") -> int:
+    """Counter-clockwise quarter turns that make `frame` upright, from its display matrix (0 without one)."""
+    try:
+        angle = float(frame.rotation or 0)
+    except (AttributeError, ValueError):
+        angle = 0.0
+    return int(round(angle / 90.0)) % 4
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.strip().rstrip(".") or type(error).__name__
+
+
+def _short_list(values: list[int], limit: int = 8) -> str:
+    head = ", ".join(str(v) for v in values[:limit])
+    return head + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+__all__ = ["VideoDecodingError", "MediaReader", "frame_to_rgb", "output_size", "describe_source"]
