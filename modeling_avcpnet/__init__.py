@@ -14,6 +14,22 @@ AVCPNetConfig.register_for_auto_class("AutoConfig")
 # --- model (issue 2): AutoModel / AutoModelForVideoClassification registration goes here ---
 
 # --- processor (issue 7): AutoProcessor / AutoVideoProcessor / AutoFeatureExtractor registration goes here ---
+from transformers import AutoFeatureExtractor as _AutoFeatureExtractor  # noqa: E402
+from transformers import AutoProcessor as _AutoProcessor  # noqa: E402
+from transformers import AutoVideoProcessor as _AutoVideoProcessor  # noqa: E402
+
+from .feature_extraction_avcpnet import AVCPNetFeatureExtractor  # noqa: E402
+from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning  # noqa: E402
+from .video_decoding_avcpnet import VideoDecodingError  # noqa: E402
+from .video_processing_avcpnet import AVCPNetVideoProcessor  # noqa: E402
+
+_AutoVideoProcessor.register(AVCPNetConfig, AVCPNetVideoProcessor, exist_ok=True)
+_AutoFeatureExtractor.register(AVCPNetConfig, AVCPNetFeatureExtractor, exist_ok=True)
+_AutoProcessor.register(AVCPNetConfig, AVCPNetProcessor, exist_ok=True)
+# save_pretrained then copies the processor files (and the modules they import) and writes the auto_map entries.
+AVCPNetVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+AVCPNetFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+AVCPNetProcessor.register_for_auto_class("AutoProcessor")
 
 # --- mer2023 (issue 6): its config and model registration goes here ---
 from transformers import AutoModel as _AutoModel, AutoModelForVideoClassification as _AutoModelForVideoClassification  # noqa: E402
