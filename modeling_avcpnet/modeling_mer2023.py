@@ -269,6 +269,14 @@ class MER2023ForEmotionValence(MER2023PreTrainedModel):
         self.uncertainty = UncertaintyWeightedLoss(config.uncertainty_init) if config.loss_type == "uncertainty" else None
         self.post_init()
 
+    def save_pretrained(self, *args, **kwargs):
+        # With custom code, also name the fusion encoder for `AutoModel` so one checkpoint serves both classes
+        # (save_pretrained itself only writes the auto_map entry of the saved class).
+        if self._auto_class is not None:
+            module = MER2023Model.__module__.rsplit(".", 1)[-1]
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{module}.MER2023Model"}
+        return super().save_pretrained(*args, **kwargs)
+
     def compute_loss(
         self,
         logits: torch.Tensor,
