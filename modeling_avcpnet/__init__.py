@@ -12,6 +12,23 @@ AutoConfig.register("avcpnet", AVCPNetConfig, exist_ok=True)
 AVCPNetConfig.register_for_auto_class("AutoConfig")
 
 # --- model (issue 2): AutoModel / AutoModelForVideoClassification registration goes here ---
+from transformers import AutoModel as _AutoModel2, AutoModelForVideoClassification as _AutoModelForVideoClassification2  # noqa: E402
+
+from .loss_avcpnet import EPCELoss, compute_multitask_loss, ep_ce_loss  # noqa: E402,F401
+from .modeling_avcpnet import (  # noqa: E402,F401
+    AVCPNetForVideoClassification,
+    AVCPNetModel,
+    AVCPNetModelOutput,
+    AVCPNetPreTrainedModel,
+    AVCPNetVideoClassifierOutput,
+)
+
+_AutoModel2.register(AVCPNetConfig, AVCPNetModel, exist_ok=True)
+_AutoModelForVideoClassification2.register(AVCPNetConfig, AVCPNetForVideoClassification, exist_ok=True)
+# save_pretrained copies modeling_avcpnet.py and every module it imports relatively (config, Video Swin, loss) and,
+# through AVCPNetPreTrainedModel.save_pretrained, maps AutoConfig, AutoModel and AutoModelForVideoClassification.
+AVCPNetModel.register_for_auto_class("AutoModel")
+AVCPNetForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
 # --- processor (issue 7): AutoProcessor / AutoVideoProcessor / AutoFeatureExtractor registration goes here ---
 from transformers import AutoFeatureExtractor as _AutoFeatureExtractor  # noqa: E402

@@ -1,0 +1,688 @@
+"""AV-CPNet (eMotions paper, arXiv 2311.17335, section 4) as a transformers model.
+
+    pixel_values_videos (B, S, F, 3, H, W) -> Video Swin per segment -> mean over space, time, segments -> FC
+                                                                             = visual_embeds (B, C1)
+    input_features (B, A, T, n_mfcc)        -> 1-channel ResNet-34 per segment -> spatial mean -> FC (B, A, C1)
+                                               -> temporal attention (1x1 conv, FC, ReLU) -> weighted temporal mean
+                                                                             = audio_embeds (B, C1)
+    TS-CF: CAF layer (4-head cross-attention both ways, pooling, linear, residual; eq. 4-7)
+           SF layer  (a linear per modality, then `config.fusion_type`; eq. 8 for "sum")
+                                                                             = fused_embeds (B, C1)
+    heads: fused -> logits, visual -> visual_logits, audio -> audio_logits; loss = multi-task EP-CE (eq. 9-10)
+
+Design decisions where the paper is silent (documented here and in the docstrings below):
+
+- Audio encoder: built from transformers' ResNet blocks (`ResNetBasicLayer`, `ResNetShortCut`, ...) with the same
+  parameter names as `transformers.ResNetModel` (so a `ResNetModel` state dict maps one to one, see
+  `convert_resnet_weights.py`), rather than `ResNetModel` itself, because (1) `ResNetEmbeddings` hard-codes a square
+  7x7 stride-2 stem while the public code uses a (7, 1) stride-(2, 1) stem that keeps the MFCC axis at full
+  resolution, (2) `ResNetModel` has no gradient checkpointing, whereas our blocks are `GradientCheckpointingLayer`s,
+  and (3) a nested `PreTrainedModel` would initialise itself on its own during construction.
+- Clips without audio (`audio_mask[i] == False`) never enter the audio encoder (so their MFCCs, usually zeros,
+  cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
+  their `visual_logits` and their `fused_embeds` are their `visual_embeds`. Their `audio_embeds` are zeros and their
+  `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
+  (see `loss_avcpnet.py`).
+- `fusion_type` (table 8 of the paper); every variant first applies a linear layer per modality (`v`, `a`) and
+  outputs `hidden_size` features:
+  `sum` = v + a (eq. 8, the paper's choice); `ew_sum` = v * a, the element-wise (Hadamard) product: eq. 8 is already
+  an element-wise addition of the projected features, so the separate "EW" row of table 8 can only differ in the
+  element-wise operator, and the product is the other standard element-wise fusion; `concat` = Linear([v; a]);
+  `neural` = a two-layer MLP (Linear, ReLU, Linear) on [v; a]; `gated` = sigmoid(v) * a (Kiela et al. 2018, the
+  paper's reference [28]: the visual features gate the audio features).
+- The CAF layer follows the paper literally: each modality vector is a sequence of length 1, so each attention
+  has one key and returns the projected value of the other modality; the module works unchanged on longer sequences.
+- Under gradient checkpointing the audio ResNet's batch-norm layers are run twice in training (forward and
+  recomputation), so their running statistics take two momentum steps per batch; outputs and gradients are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.models.resnet.modeling_resnet import ResNetBasicLayer
+from transformers.utils import ModelOutput
+
+from .configuration_avcpnet import AVCPNetConfig
+from .loss_avcpnet import compute_multitask_loss
+from .modeling_video_swin import VideoSwinEncoder, init_video_swin_weights
+
+# The Auto classes that a saved folder maps to our classes (see `AVCPNetPreTrainedModel.save_pretrained`).
+_AUTO_MAP = {"AutoModel": "AVCPNetModel", "AutoModelForVideoClassification": "AVCPNetForVideoClassification"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AVCPNetModelOutput(ModelOutput):
+    r"""
+    Output of [`AVCPNetModel`].
+
+    Args:
+        fused_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            The TS-CF fused representation (audio-visual configs); clips without audio carry their `visual_embeds`.
+            Single-modality configs: that modality's embeddings.
+        visual_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Video Swin features averaged over space, time and segments, then projected (F_v^1 of the paper).
+        audio_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Audio features after the temporal attention and temporal pooling (F_a^2); zeros for clips without audio.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Video Swin hidden states (patch embeddings, then each stage), each of shape
+            `(batch_size, num_segments, time_i, height_i, width_i, channels_i)`.
+        audio_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Audio ResNet hidden states (stem, then each stage), each of shape
+            `(batch_size, audio_segments, channels_i, time_i, mfcc_i)`; zeros for clips without audio.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Video Swin attention probabilities of every block, each of shape
+            `(batch_size, num_segments, num_windows, num_heads, window_volume, window_volume)`.
+    """
+
+    fused_embeds: torch.FloatTensor | None = None
+    visual_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class AVCPNetVideoClassifierOutput(ModelOutput):
+    r"""
+    Output of [`AVCPNetForVideoClassification`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+            Multi-task EP-CE loss (paper eq. 10): weighted sum of `fusion_loss`, `visual_loss`, `audio_loss`.
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+            The model's prediction: the fused head (audio-visual configs; the visual head for clips without audio),
+            or the single modality's head.
+        visual_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            Visual head (None for `modalities="audio"`).
+        audio_logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            Audio head (None for `modalities="visual"`); uninformative for clips without audio.
+        fusion_loss, visual_loss, audio_loss (`torch.FloatTensor` of shape `()`, *optional*):
+            The EP-CE loss of each branch present (see `loss_avcpnet.compute_multitask_loss`).
+        hidden_states, audio_hidden_states, attentions: as in [`AVCPNetModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    visual_logits: torch.FloatTensor | None = None
+    audio_logits: torch.FloatTensor | None = None
+    fusion_loss: torch.FloatTensor | None = None
+    visual_loss: torch.FloatTensor | None = None
+    audio_loss: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Audio branch: 1-channel ResNet-34 on MFCC segments, temporal attention, temporal pooling
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class AVCPNetAudioStemConvolution(nn.Module):
+    """The (7, 1) stride-(2, 1) convolution + BatchNorm + ReLU of the public code's audio stem (time x MFCC)."""
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.convolution = nn.Conv2d(
+            1, config.audio_embedding_size, kernel_size=(7, 1), stride=(2, 1), padding=(3, 0), bias=False
+        )
+        self.normalization = nn.BatchNorm2d(config.audio_embedding_size)
+        self.activation = nn.ReLU()
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.normalization(self.convolution(hidden_state)))
+
+
+class AVCPNetAudioStem(nn.Module):
+    """Stem convolution then 3x3 stride-2 max pooling (names as `transformers.ResNetEmbeddings`)."""
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.embedder = AVCPNetAudioStemConvolution(config)
+        self.pooler = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+        return self.pooler(self.embedder(input_features))
+
+
+class AVCPNetAudioResNetBlock(ResNetBasicLayer, GradientCheckpointingLayer):
+    """transformers' ResNet basic block (two 3x3 convolutions and a shortcut), checkpointable."""
+
+
+class AVCPNetAudioResNetStage(nn.Module):
+    """A ResNet stage of basic blocks, the first one changing width and stride (names as `ResNetStage`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, depth: int):
+        super().__init__()
+        self.layers = nn.Sequential(
+            AVCPNetAudioResNetBlock(in_channels, out_channels, stride=stride),
+            *[AVCPNetAudioResNetBlock(out_channels, out_channels) for _ in range(depth - 1)],
+        )
+
+    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
+        return self.layers(hidden_state)
+
+
+class AVCPNetAudioResNetEncoder(nn.Module):
+    """The ResNet stages (names as `ResNetEncoder`): stride 1 for the first stage, 2 for the others."""
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        widths = [config.audio_embedding_size] + list(config.audio_hidden_sizes)
+        self.stages = nn.ModuleList(
+            AVCPNetAudioResNetStage(widths[i], widths[i + 1], stride=1 if i == 0 else 2, depth=depth)
+            for i, depth in enumerate(config.audio_depths)
+        )
+
+    def forward(self, hidden_state: torch.Tensor, output_hidden_states: bool = False):
+        hidden_states = (hidden_state,) if output_hidden_states else None
+        for stage in self.stages:
+            hidden_state = stage(hidden_state)
+            if output_hidden_states:
+                hidden_states += (hidden_state,)
+        return hidden_state, hidden_states
+
+
+class AVCPNetAudioResNet(nn.Module):
+    r"""
+    1-channel ResNet (ResNet-34 by default) on one MFCC segment; the parameter names are those of
+    `transformers.ResNetModel` (`embedder.embedder.convolution`, `encoder.stages.{i}.layers.{j}...`).
+
+    Input `(N, 1, time, num_mfcc)`; output the spatially averaged features `(N, audio_hidden_sizes[-1])` (the public
+    code's final (8, 2) average pool for 256 x 32 segments) and, when asked, the stem and stage outputs.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.embedder = AVCPNetAudioStem(config)
+        self.encoder = AVCPNetAudioResNetEncoder(config)
+        self.pooler = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False):
+        hidden_state, hidden_states = self.encoder(self.embedder(input_features), output_hidden_states)
+        return self.pooler(hidden_state).flatten(1), hidden_states
+
+
+class AVCPNetAudioTemporalAttention(nn.Module):
+    r"""
+    Temporal attention over the audio segments (paper section 4.1, after VAANet): a 1x1 convolution scores each
+    segment from its channels, a fully connected layer mixes the scores across segments, a ReLU makes them
+    non-negative weights; the output is the weighted mean over the segments.
+
+    Input `(N, audio_segments, hidden_size)`; output `(N, hidden_size)` and the weights `(N, audio_segments)`.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.score = nn.Conv1d(config.hidden_size, 1, kernel_size=1, bias=False)
+        self.mixer = nn.Linear(config.audio_segments, config.audio_segments)
+        self.activation = nn.ReLU()
+
+    def forward(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.score(segments.transpose(1, 2)).squeeze(1)
+        weights = self.activation(self.mixer(scores))
+        return (segments * weights.unsqueeze(-1)).mean(dim=1), weights
+
+
+class AVCPNetAudioEncoder(nn.Module):
+    r"""
+    Audio branch: each MFCC segment through the 1-channel ResNet, spatial pooling, a linear layer to `hidden_size`,
+    then the temporal attention module and temporal pooling.
+
+    Input `input_features (N, audio_segments, time, num_mfcc)`; output `(N, hidden_size)` (F_a^2 of the paper) and,
+    when asked, the ResNet hidden states, each `(N, audio_segments, channels, time_i, mfcc_i)`.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.resnet = AVCPNetAudioResNet(config)
+        self.projection = nn.Linear(config.audio_hidden_sizes[-1], config.hidden_size)
+        self.temporal_attention = AVCPNetAudioTemporalAttention(config)
+
+    def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False):
+        batch_size, segments, time, num_mfcc = input_features.shape
+        pooled, hidden_states = self.resnet(
+            input_features.reshape(batch_size * segments, 1, time, num_mfcc), output_hidden_states
+        )
+        segment_features = self.projection(pooled).view(batch_size, segments, -1)
+        audio_embeds, _ = self.temporal_attention(segment_features)
+        if hidden_states is not None:
+            hidden_states = tuple(state.view(batch_size, segments, *state.shape[1:]) for state in hidden_states)
+        return audio_embeds, hidden_states
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# TS-CF fusion: CAF layer (cross-attention fusion) + SF layer (modality fusion)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class AVCPNetCrossAttention(nn.Module):
+    r"""
+    Multi-head attention of `queries (B, Lq, C)` on `context (B, Lk, C)` (paper eq. 4-5): queries from one
+    modality, keys and values from the other; `config.num_attention_heads` heads (4), output `(B, Lq, C)`.
+    SDPA by default, the eager path when `config._attn_implementation == "eager"`.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.dropout = config.attention_probs_dropout_prob
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def _heads(self, states: torch.Tensor) -> torch.Tensor:
+        return states.view(*states.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, queries: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        query, key, value = self._heads(self.q_proj(queries)), self._heads(self.k_proj(context)), self._heads(
+            self.v_proj(context)
+        )
+        dropout = self.dropout if self.training else 0.0
+        if self.config._attn_implementation == "eager":
+            scores = torch.matmul(query, key.transpose(-1, -2)) * self.head_dim**-0.5
+            probs = F.dropout(scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype), dropout, self.training)
+            attended = torch.matmul(probs, value)
+        else:
+            attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
+        return self.o_proj(attended.transpose(1, 2).reshape(queries.shape))
+
+
+class AVCPNetCrossAttentionFusion(nn.Module):
+    r"""
+    CAF layer (paper eq. 4-7): the visual and audio vectors become length-1 sequences; visual queries attend to the
+    audio keys/values and audio queries to the visual ones; each result is average-pooled over the sequence, passed
+    through a linear layer and added to its input (residual).
+
+    Inputs `visual, audio (B, hidden_size)`; outputs `(F'_v2, F'_a2)`, each `(B, hidden_size)`.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.visual_attention = AVCPNetCrossAttention(config)
+        self.audio_attention = AVCPNetCrossAttention(config)
+        self.visual_output = nn.Linear(config.hidden_size, config.hidden_size)
+        self.audio_output = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        visual_sequence, audio_sequence = visual.unsqueeze(1), audio.unsqueeze(1)
+        visual_attended = self.visual_attention(visual_sequence, audio_sequence)
+        audio_attended = self.audio_attention(audio_sequence, visual_sequence)
+        visual = self.visual_output(visual_attended.mean(dim=1)) + visual
+        audio = self.audio_output(audio_attended.mean(dim=1)) + audio
+        return visual, audio
+
+
+class AVCPNetModalityFusion(nn.Module):
+    r"""
+    SF layer: a linear layer per modality, then the fusion of `config.fusion_type` (see the module docstring;
+    `sum` is eq. 8). Inputs `visual, audio (B, hidden_size)`; output `(B, hidden_size)`.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.fusion_type = config.fusion_type
+        self.visual_projection = nn.Linear(config.hidden_size, config.hidden_size)
+        self.audio_projection = nn.Linear(config.hidden_size, config.hidden_size)
+        if self.fusion_type == "concat":
+            self.output = nn.Linear(2 * config.hidden_size, config.hidden_size)
+        elif self.fusion_type == "neural":
+            self.hidden = nn.Linear(2 * config.hidden_size, config.hidden_size)
+            self.activation = nn.ReLU()
+            self.output = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        visual, audio = self.visual_projection(visual), self.audio_projection(audio)
+        if self.fusion_type == "sum":
+            return visual + audio
+        if self.fusion_type == "ew_sum":
+            return visual * audio
+        if self.fusion_type == "gated":
+            return torch.sigmoid(visual) * audio
+        if self.fusion_type == "concat":
+            return self.output(torch.cat([visual, audio], dim=-1))
+        return self.output(self.activation(self.hidden(torch.cat([visual, audio], dim=-1))))  # neural
+
+
+class AVCPNetFusion(nn.Module):
+    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then the SF layer. `(B, C1) x 2 -> (B, C1)`."""
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.cross_attention = AVCPNetCrossAttentionFusion(config) if config.use_cross_attention else None
+        self.modality_fusion = AVCPNetModalityFusion(config)
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if self.cross_attention is not None:
+            visual, audio = self.cross_attention(visual, audio)
+        return self.modality_fusion(visual, audio)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class AVCPNetPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, Auto-class saving and shared input checks of the AV-CPNet models."""
+
+    config_class = AVCPNetConfig
+    config: AVCPNetConfig
+    base_model_prefix = "avcpnet"
+    main_input_name = "pixel_values_videos"
+    input_modalities = ("video", "audio")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    # The loss is a mean over the batch (EP-CE weights per sample), not a sum over items to be normalised.
+    accepts_loss_kwargs = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialise every parameter and re-create every buffer of `module` (the Video Swin's own modules are
+        delegated to `init_video_swin_weights`): truncated normal (std `initializer_range`) for linear and 1-D/3-D
+        convolution weights, He normal (fan-out, as torchvision's and transformers' ResNet) for the audio ResNet's
+        2-D convolutions, zero biases, unit norms with reset running statistics."""
+        if init_video_swin_weights(module, self.config):
+            return
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
+            init.trunc_normal_(module.weight, std=self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if getattr(module, "running_mean", None) is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers writes one `auto_map` entry per saved class (its own `_auto_class`): add the other model
+        # class too, so that a folder saved from either class loads with AutoModel and
+        # AutoModelForVideoClassification alike (trust_remote_code=True, package not installed).
+        if type(self)._auto_class is not None:
+            module_name = type(self).__module__.rsplit(".", 1)[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.update({auto: f"{module_name}.{name}" for auto, name in _AUTO_MAP.items()})
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _audio_mask(self, audio_mask: torch.Tensor | None, batch_size: int, device: torch.device) -> torch.Tensor:
+        """`audio_mask` as a `(batch,)` bool tensor (None = every clip has audio), checked."""
+        if audio_mask is None:
+            return torch.ones(batch_size, dtype=torch.bool, device=device)
+        audio_mask = torch.as_tensor(audio_mask, device=device)
+        if audio_mask.shape != (batch_size,):
+            raise ValueError(f"{type(self).__name__}: audio_mask must have shape ({batch_size},) (one flag per clip), "
+                             f"got {tuple(audio_mask.shape)}")
+        return audio_mask.bool()
+
+
+class AVCPNetModel(AVCPNetPreTrainedModel):
+    r"""
+    AV-CPNet without heads: the visual branch (`visual_encoder`, a Video Swin, + `visual_projection`), the audio
+    branch (`audio_encoder`) and the TS-CF module (`fusion`). Modules of a modality that `config.modalities` leaves
+    out are not built (None).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_avcpnet import AVCPNetConfig, AVCPNetModel
+    >>> config = AVCPNetConfig.tiny()
+    >>> model = AVCPNetModel(config).eval()
+    >>> videos = torch.randn(2, config.num_segments, config.frames_per_segment, 3, 32, 32)
+    >>> audio = torch.randn(2, config.audio_segments, config.audio_length // config.audio_segments, config.num_mfcc)
+    >>> model(pixel_values_videos=videos, input_features=audio).fused_embeds.shape
+    torch.Size([2, 32])
+    ```"""
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__(config)
+        self.uses_visual = config.modalities in ("audio_visual", "visual")
+        self.uses_audio = config.modalities in ("audio_visual", "audio")
+        self.visual_encoder = VideoSwinEncoder(config) if self.uses_visual else None
+        self.visual_projection = (
+            nn.Linear(config.visual_hidden_size, config.hidden_size) if self.uses_visual else None
+        )
+        self.audio_encoder = AVCPNetAudioEncoder(config) if self.uses_audio else None
+        self.fusion = AVCPNetFusion(config) if self.uses_visual and self.uses_audio else None
+        self.post_init()
+
+    def _check_inputs(self, pixel_values_videos, input_features) -> int:
+        name, config = type(self).__name__, self.config
+        batch_sizes = {}
+        if self.uses_visual:
+            if pixel_values_videos is None:
+                raise ValueError(f"{name} (modalities={config.modalities!r}) needs pixel_values_videos of shape "
+                                 "(batch, segments, frames, channels, height, width)")
+            if pixel_values_videos.ndim != 6 or pixel_values_videos.shape[3] != config.num_channels:
+                raise ValueError(f"{name}: pixel_values_videos must be (batch, segments, frames, "
+                                 f"{config.num_channels}, height, width), got {tuple(pixel_values_videos.shape)}")
+            if not pixel_values_videos.is_floating_point():
+                raise ValueError(f"{name}: pixel_values_videos must be a float tensor (normalised frames), got "
+                                 f"{pixel_values_videos.dtype}; use the AV-CPNet processor")
+            batch_sizes["pixel_values_videos"] = pixel_values_videos.shape[0]
+        if self.uses_audio:
+            if input_features is None:
+                raise ValueError(f"{name} (modalities={config.modalities!r}) needs input_features of shape "
+                                 "(batch, audio_segments, time, num_mfcc); for clips without audio pass zeros and "
+                                 "audio_mask=False")
+            expected = (config.audio_segments, config.num_mfcc)
+            if input_features.ndim != 4 or (input_features.shape[1], input_features.shape[3]) != expected:
+                raise ValueError(f"{name}: input_features must be (batch, audio_segments={expected[0]}, time, "
+                                 f"num_mfcc={expected[1]}), got {tuple(input_features.shape)}")
+            if not input_features.is_floating_point():
+                raise ValueError(f"{name}: input_features must be a float tensor, got {input_features.dtype}")
+            batch_sizes["input_features"] = input_features.shape[0]
+        if len(set(batch_sizes.values())) > 1:
+            raise ValueError(f"{name}: batch sizes differ between inputs: {batch_sizes}")
+        return next(iter(batch_sizes.values()))
+
+    def forward(
+        self,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        audio_mask: torch.BoolTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AVCPNetModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch, segments, frames, 3, height, width)`):
+                Normalised frames, `segments` snippets of `frames` consecutive frames per clip (the processor's
+                output). Needed unless `modalities="audio"` (then ignored).
+            input_features (`torch.FloatTensor` of shape `(batch, audio_segments, time, num_mfcc)`):
+                MFCC segments, `time = audio_length // audio_segments`. Needed unless `modalities="visual"` (then
+                ignored).
+            audio_mask (`torch.BoolTensor` of shape `(batch,)`, *optional*):
+                True where the clip has an audio track; clips without audio are classified from vision alone (see
+                the module docstring). None = every clip has audio.
+            output_hidden_states, output_attentions (`bool`, *optional*): return the encoders' hidden states / the
+                Video Swin attention probabilities.
+            return_dict (`bool`, *optional*): return an [`AVCPNetModelOutput`] (default) or a tuple.
+        """
+        config = self.config
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        batch_size = self._check_inputs(pixel_values_videos, input_features)
+
+        visual_embeds = hidden_states = attentions = None
+        if self.uses_visual:
+            segments = pixel_values_videos.shape[1]
+            clips = pixel_values_videos.flatten(0, 1).transpose(1, 2)  # (B*S, 3, F, H, W)
+            encoded = self.visual_encoder(
+                clips, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+            )
+            # Mean over space and time (pooler_output), then over segments; the FC commutes with the mean.
+            visual_embeds = self.visual_projection(encoded.pooler_output.view(batch_size, segments, -1).mean(dim=1))
+            if output_hidden_states:
+                hidden_states = tuple(s.view(batch_size, segments, *s.shape[1:]) for s in encoded.hidden_states)
+            if output_attentions:
+                attentions = tuple(a.view(batch_size, segments, *a.shape[1:]) for a in encoded.attentions)
+
+        audio_embeds = audio_hidden_states = None
+        has_audio = None
+        if self.uses_audio:
+            has_audio = self._audio_mask(audio_mask, batch_size, input_features.device)
+            audio_embeds, audio_hidden_states = self._encode_audio(input_features, has_audio, output_hidden_states)
+
+        if self.fusion is not None:
+            fused_embeds = self.fusion(visual_embeds, audio_embeds)
+            fused_embeds = torch.where(has_audio.unsqueeze(-1), fused_embeds, visual_embeds)
+        else:
+            fused_embeds = visual_embeds if self.uses_visual else audio_embeds
+
+        output = AVCPNetModelOutput(
+            fused_embeds=fused_embeds,
+            visual_embeds=visual_embeds,
+            audio_embeds=audio_embeds,
+            hidden_states=hidden_states,
+            audio_hidden_states=audio_hidden_states,
+            attentions=attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _encode_audio(self, input_features: torch.Tensor, has_audio: torch.Tensor, output_hidden_states: bool):
+        """Run the audio encoder on the clips that have audio only; zeros for the others (and no audio hidden
+        states at all when no clip of the batch has audio)."""
+        if bool(has_audio.all()):
+            return self.audio_encoder(input_features, output_hidden_states)
+        batch_size = input_features.shape[0]
+        if not bool(has_audio.any()):
+            return input_features.new_zeros(batch_size, self.config.hidden_size), None
+        present, hidden_present = self.audio_encoder(input_features[has_audio], output_hidden_states)
+        embeds = present.new_zeros(batch_size, *present.shape[1:]).index_put((has_audio,), present)
+        hidden_states = None
+        if hidden_present is not None:
+            hidden_states = tuple(
+                state.new_zeros(batch_size, *state.shape[1:]).index_put((has_audio,), state) for state in hidden_present
+            )
+        return embeds, hidden_states
+
+
+class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
+    r"""
+    AV-CPNet with its three classification heads (fused, visual, audio) and the multi-task EP-CE loss.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_avcpnet import AVCPNetConfig, AVCPNetForVideoClassification
+    >>> config = AVCPNetConfig.tiny()
+    >>> model = AVCPNetForVideoClassification(config)
+    >>> videos = torch.randn(2, config.num_segments, config.frames_per_segment, 3, 32, 32)
+    >>> audio = torch.randn(2, config.audio_segments, config.audio_length // config.audio_segments, config.num_mfcc)
+    >>> out = model(pixel_values_videos=videos, input_features=audio, labels=torch.tensor([0, 4]))
+    >>> out.logits.shape, out.loss.shape
+    (torch.Size([2, 6]), torch.Size([]))
+    ```"""
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.avcpnet = AVCPNetModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        both = self.avcpnet.uses_visual and self.avcpnet.uses_audio
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if both else None
+        self.visual_classifier = (
+            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_visual else None
+        )
+        self.audio_classifier = nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_audio else None
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
+        audio_mask: torch.BoolTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> AVCPNetVideoClassifierOutput | tuple:
+        r"""
+        Args:
+            pixel_values_videos, input_features, audio_mask, output_hidden_states, output_attentions:
+                as in [`AVCPNetModel.forward`].
+            labels (`torch.LongTensor` of shape `(batch,)`, *optional*): class ids; when given, `loss` is the
+                multi-task EP-CE loss (`loss_avcpnet.compute_multitask_loss`) and the branch losses are returned.
+            return_dict (`bool`, *optional*): return an [`AVCPNetVideoClassifierOutput`] (default) or a tuple.
+
+        Returns:
+            `logits (batch, num_labels)`, `visual_logits`, `audio_logits` (None for a modality the config leaves out),
+            the losses when `labels` is given, and the hidden states / attentions when asked.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.avcpnet(
+            pixel_values_videos=pixel_values_videos,
+            input_features=input_features,
+            audio_mask=audio_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        visual_logits = audio_logits = None
+        if self.visual_classifier is not None:
+            visual_logits = self.visual_classifier(self.dropout(outputs.visual_embeds))
+        if self.audio_classifier is not None:
+            audio_logits = self.audio_classifier(self.dropout(outputs.audio_embeds))
+        if self.classifier is not None:
+            logits = self.classifier(self.dropout(outputs.fused_embeds))
+            has_audio = self._audio_mask(audio_mask, logits.shape[0], logits.device)
+            logits = torch.where(has_audio.unsqueeze(-1), logits, visual_logits)  # no audio: vision alone
+        else:
+            logits = visual_logits if visual_logits is not None else audio_logits
+
+        loss = branch_losses = None
+        if labels is not None:
+            branch_logits = {"logits": logits, "visual_logits": visual_logits, "audio_logits": audio_logits}
+            loss, branch_losses = compute_multitask_loss(branch_logits, labels, self.config, audio_mask=audio_mask)
+        branch_losses = branch_losses or {}
+        output = AVCPNetVideoClassifierOutput(
+            loss=loss,
+            logits=logits,
+            visual_logits=visual_logits,
+            audio_logits=audio_logits,
+            fusion_loss=branch_losses.get("fusion"),
+            visual_loss=branch_losses.get("visual"),
+            audio_loss=branch_losses.get("audio"),
+            hidden_states=outputs.hidden_states,
+            audio_hidden_states=outputs.audio_hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "AVCPNetForVideoClassification",
+    "AVCPNetModel",
+    "AVCPNetModelOutput",
+    "AVCPNetPreTrainedModel",
+    "AVCPNetVideoClassifierOutput",
+]
