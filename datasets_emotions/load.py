@@ -1,0 +1,85 @@
+"""``load_dataset`` / ``load_dataset_builder`` for the registered builders, mirroring ``datasets.load_dataset``."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+import datasets
+from datasets import DownloadMode, VerificationMode
+
+from .common import builder_hash
+from .registry import BUILDERS, get_builder_class
+
+
+def load_dataset_builder(name: str, config_name: Optional[str] = None, data_dir: Optional[str] = None,
+                         cache_dir: Optional[str] = None, **config_kwargs) -> datasets.DatasetBuilder:
+    """Instantiate the builder registered as ``name`` with its config, ``data_dir`` and cache ``hash``.
+
+    Unknown dataset or config names raise a ``ValueError`` listing the valid ones. The hash ties the cache folder
+    to the package version, the builder's source and the contents of ``data_dir``
+    (see ``common.builder_hash``).
+    """
+    builder_cls = get_builder_class(name)
+    if config_name is not None and builder_cls.BUILDER_CONFIGS:
+        valid = [config.name for config in builder_cls.BUILDER_CONFIGS]
+        if config_name not in valid:
+            raise ValueError(f"Unknown config {config_name!r} for dataset {name!r}. Valid configs: {', '.join(valid)}.")
+    if data_dir is not None:
+        data_dir = os.path.abspath(os.path.expanduser(str(data_dir)))
+    builder = builder_cls(
+        config_name=config_name,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        hash=builder_hash(builder_cls, data_dir),
+        **config_kwargs,
+    )
+    if builder.NEEDS_DATA_DIR:
+        builder.checked_data_dir()  # fail early, with the expected layout, before any cache folder is written
+    return builder
+
+
+def load_dataset(
+    name: str,
+    config_name: Optional[str] = None,
+    data_dir: Optional[str] = None,
+    split: Optional[Union[str, datasets.Split, list]] = None,
+    streaming: bool = False,
+    cache_dir: Optional[str] = None,
+    num_proc: Optional[int] = None,
+    download_mode: Optional[Union[DownloadMode, str]] = None,
+    verification_mode: Optional[Union[VerificationMode, str]] = None,
+    keep_in_memory: Optional[bool] = None,
+    **config_kwargs,
+):
+    """Load one of the datasets in ``registry.BUILDERS`` (``emotions``, ``caer``, ``meld``, ``ekman6``,
+    ``videoemotion8``, ``sample``).
+
+    Returns what ``datasets.load_dataset`` returns: a ``DatasetDict`` (``split=None``), a ``Dataset`` (one split),
+    or with ``streaming=True`` an ``IterableDatasetDict`` / ``IterableDataset``. ``num_proc`` prepares the splits
+    in that many processes. Extra keyword arguments set fields of the builder config (e.g.
+    ``label2polarity={"surprise": "negative"}``, or the sample set's ``seed``).
+
+    Example:
+
+    ```python
+    >>> from datasets_emotions import load_dataset
+    >>> ds = load_dataset("emotions", data_dir="/data/eMotions")
+    >>> ds["train"][0]["video"], ds["train"].features["label"].names
+    ```
+    """
+    if streaming and num_proc is not None:
+        raise NotImplementedError("num_proc prepares a dataset on disk; it has no meaning with streaming=True.")
+    builder = load_dataset_builder(name, config_name=config_name, data_dir=data_dir, cache_dir=cache_dir,
+                                   **config_kwargs)
+    if streaming:
+        return builder.as_streaming_dataset(split=split)
+    builder.download_and_prepare(
+        download_mode=DownloadMode(download_mode or DownloadMode.REUSE_DATASET_IF_EXISTS),
+        verification_mode=VerificationMode(verification_mode or VerificationMode.BASIC_CHECKS),
+        num_proc=num_proc,
+    )
+    return builder.as_dataset(split=split, in_memory=bool(keep_in_memory))
+
+
+__all__ = ["load_dataset", "load_dataset_builder", "BUILDERS"]

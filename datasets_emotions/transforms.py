@@ -1,0 +1,52 @@
+"""Attach a processor to a dataset so that its examples come out as model inputs."""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import datasets
+import torch
+
+MODEL_INPUT_KEYS = ("pixel_values_videos", "input_features", "audio_mask")
+
+
+def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> Callable[[dict], dict]:
+    """A function from a batch of dataset rows (dict of lists with ``video``, ``audio``, ``label``) to model inputs:
+    ``pixel_values_videos`` (B, S, F, 3, H, W), ``input_features`` (B, A, T, n_mfcc), ``audio_mask`` (B,) and
+    ``labels`` (B,) long. An empty ``audio`` entry means "take the soundtrack from the video file"."""
+
+    def transform(batch: dict) -> dict:
+        videos = list(batch["video"])
+        audio_paths = list(batch.get("audio") or [""] * len(videos))
+        audio = [path or None for path in audio_paths] if any(audio_paths) else None
+        features = processor(videos=videos, audio=audio, training=training, return_tensors="pt", **processor_kwargs)
+        outputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
+        if "label" in batch:
+            labels = torch.as_tensor(batch["label"], dtype=torch.long)
+            kept = features.get("kept_indices") if hasattr(features, "get") else None
+            outputs["labels"] = labels[torch.as_tensor(kept, dtype=torch.long)] if kept is not None else labels
+        return outputs
+
+    return transform
+
+
+def with_processor(dataset: Union[datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict,
+                                  datasets.IterableDatasetDict],
+                   processor: Callable, training: bool, batch_size: int = 8, **processor_kwargs):
+    """Return ``dataset`` whose examples are model inputs plus ``labels``.
+
+    A ``Dataset`` gets ``with_transform`` (the processor runs lazily on each accessed batch: ``ds[i]``, ``ds[i:j]``
+    and the DataLoader's ``__getitems__`` call it once per batch, so ``training=True`` draws new random crops
+    every epoch); an ``IterableDataset`` gets a lazy batched ``map`` of ``batch_size`` rows that drops the original
+    columns. Dataset dicts are handled split by split. Extra keyword arguments go to the processor call.
+    """
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        return type(dataset)({split: with_processor(part, processor, training, batch_size, **processor_kwargs)
+                              for split, part in dataset.items()})
+    transform = make_batch_transform(processor, training, **processor_kwargs)
+    if isinstance(dataset, datasets.IterableDataset):
+        columns = list(dataset.column_names or dataset.features or [])
+        return dataset.map(transform, batched=True, batch_size=batch_size, remove_columns=columns or None)
+    if isinstance(dataset, datasets.Dataset):
+        return dataset.with_transform(transform)
+    raise TypeError(f"with_processor expects a datasets Dataset or IterableDataset, got {type(dataset).__name__}")
