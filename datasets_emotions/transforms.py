@@ -23,7 +23,7 @@ def make_batch_transform(processor: Callable, training: bool, **processor_kwargs
         outputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
         if "label" in batch:
             labels = torch.as_tensor(batch["label"], dtype=torch.long)
-            kept = features.get("kept_indices") if hasattr(features, "get") else None
+            kept = getattr(features, "kept_indices", None)  # set by the processor; skip_bad_files drops rows
             outputs["labels"] = labels[torch.as_tensor(kept, dtype=torch.long)] if kept is not None else labels
         return outputs
 
