@@ -20,6 +20,10 @@ import numpy as np
 PathLike = Union[str, os.PathLike]
 
 
+# Containers that cannot hold AAC get a codec they can hold (so write_clip("x.mp3", audio=...) just works).
+_AUDIO_CODEC_BY_EXTENSION = {".mp3": "libmp3lame", ".wav": "pcm_s16le", ".ogg": "libvorbis", ".flac": "flac"}
+
+
 def write_clip(
     path: PathLike,
     frames: Optional[Union[np.ndarray, Iterable[np.ndarray]]] = None,
@@ -55,6 +59,9 @@ def write_clip(
         codec_options: extra encoder options, e.g. ``{"bf": "2"}`` for B-frames (the ultrafast preset has none).
     """
     path = str(path)
+    extension = os.path.splitext(path)[1].lower()
+    if audio_codec == "aac" and extension in _AUDIO_CODEC_BY_EXTENSION:
+        audio_codec = _AUDIO_CODEC_BY_EXTENSION[extension]
     if frames is None and audio is None:
         raise ValueError("write_clip needs frames, audio or both")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -93,7 +100,8 @@ def write_clip(
             layout = "mono" if audio.shape[0] == 1 else "stereo"
             audio_stream = container.add_stream(audio_codec, rate=sample_rate)
             audio_stream.layout = layout
-            audio_stream.bit_rate = audio_bit_rate
+            if not audio_codec.startswith("pcm_") and audio_codec != "flac":
+                audio_stream.bit_rate = audio_bit_rate
 
         if video_stream is not None:
             for index, rgb in enumerate(frames):
@@ -208,3 +216,14 @@ def truncated_copy(source: PathLike, destination: PathLike, keep_fraction: float
     with open(destination, "wb") as handle:
         handle.write(data[: int(len(data) * keep_fraction)])
     return str(destination)
+
+
+def write_frame_folder(folder: PathLike, frames: np.ndarray, start_number: int = 1, quality: int = 95) -> str:
+    """Write ``(T, H, W, 3)`` uint8 frames as ``%06d.jpg`` files numbered from ``start_number`` (the eMotions
+    release layout: one folder of extracted frames per clip, the soundtrack as an mp3 beside it)."""
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    for offset, frame in enumerate(np.asarray(frames)):
+        Image.fromarray(frame).save(os.path.join(folder, f"{start_number + offset:06d}.jpg"), quality=quality)
+    return str(folder)

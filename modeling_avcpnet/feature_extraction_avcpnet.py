@@ -16,9 +16,6 @@ import torchaudio
 
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.utils import logging
-
-logger = logging.get_logger(__name__)
 
 
 class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
@@ -94,11 +91,10 @@ class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
         return features.repeat(repeats, 1)[: self.audio_length]
 
     def __call__(self, raw_audio: Union[None, np.ndarray, torch.Tensor, Sequence[Optional[np.ndarray]]],
-                 sampling_rate: Optional[int] = None, return_tensors: Optional[str] = "pt",
-                 names: Optional[Sequence[str]] = None, **kwargs) -> BatchFeature:
-        """Features for one waveform or a list of waveforms; `None` (or an empty waveform) marks a sample without
-        audio, which gets zero features and `audio_mask` False. `names` (e.g. file names) are used in the one
-        warning logged per sample without audio."""
+                 sampling_rate: Optional[int] = None, return_tensors: Optional[str] = "pt", **kwargs) -> BatchFeature:
+        """Features for one waveform or a list of waveforms (mono `(samples,)` or `(channels, samples)` at
+        `sampling_rate`, default `self.sampling_rate`); `None` (or an empty waveform) marks a sample without audio,
+        which gets zero features and `audio_mask` False (the processor warns once per such file)."""
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
         batch = self._as_list(raw_audio)

@@ -106,6 +106,7 @@ class MediaReader:
         self.name = describe_source(source)
         self.audio: Optional[np.ndarray] = None
         self.audio_problem: Optional[str] = None
+        self.frames_decoded = 0  # video frames decoded so far by read_frames (a cost measure: seeking keeps it low)
         self._container = None
         self._open(source)
         try:
@@ -207,6 +208,12 @@ class MediaReader:
             return
         if not pts:
             raise self._fail("video stream has no frames")
+        declared = video.frames or 0
+        if declared > len(pts):
+            # A file cut short (e.g. an interrupted download of an mp4 whose index comes first): sampling from the
+            # readable part would silently give the wrong frames for the clip.
+            raise self._fail(f"truncated or corrupt: the header declares {declared} video frames but only "
+                             f"{len(pts)} can be read")
         sorted_pts = np.unique(np.asarray(pts, dtype=np.int64))
         if len(sorted_pts) != len(pts):
             raise self._fail("video stream has duplicate frame timestamps; cannot index frames")
@@ -319,6 +326,7 @@ class MediaReader:
         """Decode forward from the current position, converting the frames whose timestamps are in `targets`,
         until `last_pts`. Returns False without decoding further if the first frame comes after `first_pts`."""
         for frame in self._container.decode(self._video):
+            self.frames_decoded += 1
             if frame.pts is None:
                 continue
             if first_pts is not None:
@@ -338,6 +346,7 @@ class MediaReader:
         decoded: dict[int, np.ndarray] = {}
         self._container.seek(0)
         for position, frame in enumerate(self._container.decode(self._video)):
+            self.frames_decoded += 1
             if position in wanted_set:
                 decoded[position] = convert(frame)
             if position >= last:

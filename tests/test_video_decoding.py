@@ -1,0 +1,226 @@
+"""MediaReader: the frames it decodes for given indices equal a full front-to-back decode, on every kind of file.
+
+The references decode every frame (transformers' own `load_video(..., backend="pyav")`, or PyAV front to back with
+our single conversion function `frame_to_rgb`) and then index; MediaReader seeks and decodes only what it needs.
+"""
+
+import tracemalloc
+
+import av
+import numpy as np
+import pytest
+from transformers.video_utils import load_video
+
+from datasets_emotions.synthetic_media import moving_square_frames, tone, truncated_copy, write_clip
+from modeling_avcpnet.video_decoding_avcpnet import MediaReader, VideoDecodingError, frame_to_rgb
+
+# Indices that cross keyframes (every 10 frames), hit the first and last frames, repeat and come unsorted.
+TRICKY_INDICES = [74, 0, 9, 10, 11, 10, 73, 74, 5, 5, 40, 19, 20, 1]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoding")
+    frames = moving_square_frames(75, 48, 64)
+    times = np.concatenate([[0.0], np.cumsum(np.random.default_rng(0).uniform(0.01, 0.09, 74))])
+    return {
+        "frames": frames,
+        "plain": write_clip(root / "plain.mp4", frames, fps=30, audio=tone(440, 2.5), gop_size=10),
+        # B-frames: decode order differs from presentation order.
+        "bframes": write_clip(root / "bframes.mp4", frames, fps=30, gop_size=10, preset="fast",
+                              codec_options={"bf": "2"}),
+        "vfr": write_clip(root / "vfr.mp4", frames, fps=30, gop_size=10, frame_times=times),
+        "rotated": write_clip(root / "rotated.mp4", frames, fps=30, gop_size=10, rotation=-90),
+        "mkv": write_clip(root / "clip.mkv", frames, fps=30, gop_size=10),
+        "root": root,
+    }
+
+
+def full_decode(path, shortest_edge=None):
+    """Every frame, front to back, through the same conversion function as MediaReader."""
+    with av.open(str(path)) as container:
+        return np.stack([frame_to_rgb(frame, shortest_edge) for frame in container.decode(video=0)])
+
+
+@pytest.mark.parametrize("kind", ["plain", "bframes", "vfr"])
+def test_frames_equal_load_video_reference(media, kind):
+    reference, _ = load_video(media[kind], backend="pyav")
+    with MediaReader(media[kind]) as reader:
+        assert reader.num_frames == len(reference) == 75
+        np.testing.assert_array_equal(reader.read_frames(TRICKY_INDICES), reference[TRICKY_INDICES])
+        # All frames in one call (one front-to-back run) as well.
+        np.testing.assert_array_equal(reader.read_frames(range(75)), reference)
+
+
+def test_matroska_frames_equal_full_decode(media):
+    # load_video cannot read .mkv (no frame count in the header); MediaReader counts the packets.
+    reference = full_decode(media["mkv"])
+    with MediaReader(media["mkv"]) as reader:
+        assert reader.num_frames == 75
+        np.testing.assert_array_equal(reader.read_frames(TRICKY_INDICES), reference[TRICKY_INDICES])
+
+
+@pytest.mark.parametrize("kind", ["plain", "bframes", "vfr"])
+def test_resized_frames_equal_full_decode(media, kind):
+    reference = full_decode(media[kind], shortest_edge=32)
+    with MediaReader(media[kind]) as reader:
+        frames = reader.read_frames(TRICKY_INDICES, shortest_edge=32)
+    assert frames.shape == (len(TRICKY_INDICES), 32, 43, 3)
+    np.testing.assert_array_equal(frames, reference[TRICKY_INDICES])
+
+
+def test_frames_resized_in_scaler_match_a_resize_of_the_rgb_frame(media):
+    # The in-scaler resize is a resize of the same picture: close to resizing the full RGB frame afterwards.
+    import torch
+    import torchvision.transforms.v2.functional as tvF
+
+    full, _ = load_video(media["plain"], backend="pyav")
+    with MediaReader(media["plain"]) as reader:
+        small = reader.read_frames([3, 50], shortest_edge=32).astype(np.float32)
+    resized = tvF.resize(torch.from_numpy(full[[3, 50]]).permute(0, 3, 1, 2), [32, 43], antialias=True)
+    assert np.abs(small - resized.permute(0, 2, 3, 1).float().numpy()).mean() < 6
+
+
+def test_rotation_comes_out_upright(media):
+    reference, _ = load_video(media["rotated"], backend="pyav")  # stored (landscape) orientation
+    with MediaReader(media["rotated"]) as reader:
+        assert reader.rotation == 270 and reader.size == (64, 48)
+        frames = reader.read_frames(TRICKY_INDICES)
+        small = reader.read_frames([0], shortest_edge=32)
+    upright = np.stack([np.rot90(frame, k=-1) for frame in reference])  # display matrix: 90 degrees clockwise
+    assert frames.shape[1:3] == (64, 48)
+    np.testing.assert_array_equal(frames, upright[TRICKY_INDICES])
+    assert small.shape == (1, 43, 32, 3)
+    # The moving square starts on the left of the stored frame, so at the top of the upright one.
+    red = (frames[1, :, :, 0] > 200) & (frames[1, :, :, 1] < 100)
+    assert red[:20].sum() > 0 and red[40:].sum() == 0
+
+
+def test_odd_size_frames(tmp_path):
+    frames = moving_square_frames(12, 301, 97)
+    path = write_clip(tmp_path / "odd.mp4", frames, fps=30, gop_size=5)
+    reference, _ = load_video(path, backend="pyav")
+    with MediaReader(path) as reader:
+        np.testing.assert_array_equal(reader.read_frames([11, 0, 6, 6]), reference[[11, 0, 6, 6]])
+        small = reader.read_frames([11, 0], shortest_edge=32)
+    assert small.shape == (2, 99, 32, 3)
+    np.testing.assert_array_equal(small, full_decode(path, 32)[[11, 0]])
+
+
+def test_4k_frames_keep_memory_bounded(tmp_path):
+    path = write_clip(tmp_path / "uhd.mp4", moving_square_frames(6, 2160, 3840), fps=30, gop_size=3)
+    with MediaReader(path) as reader:
+        tracemalloc.start()
+        frames = reader.read_frames([5, 1, 4], shortest_edge=112)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert frames.shape == (3, 112, 199, 3)
+    # One full-size RGB frame would be 3840 * 2160 * 3 = 24.9 MB; only small frames are ever made.
+    assert peak < 2_000_000, peak
+
+
+def test_long_video_cost_is_bounded_by_seeking(tmp_path):
+    def ten_minutes_at_15_fps():
+        for index in range(600 * 15):
+            frame = np.zeros((32, 32, 3), np.uint8)
+            frame[:, :16], frame[:, 16:] = 7 * (index // 256), index % 256  # the frame number, in grey levels
+            yield frame
+
+    path = write_clip(tmp_path / "long.mp4", ten_minutes_at_15_fps(), fps=15, gop_size=30)
+    wanted = [8990, 30, 4500, 4501, 8999, 0]
+    with MediaReader(path) as reader:
+        assert reader.num_frames == 9000
+        frames = reader.read_frames(wanted)
+        # Each wanted frame costs at most one GOP (30 frames) of decoding, never the 9000-frame file.
+        assert reader.frames_decoded <= 5 * 30 + 5
+    # The frame number is painted into the pixels (H.264 is lossy: a few grey levels off at most).
+    painted = 256 * np.round(frames[:, 16, 4, 0] / 7).astype(int) + frames[:, 16, 24, 0].astype(int)
+    np.testing.assert_allclose(painted, wanted, atol=3)
+
+
+def test_audio_track_is_decoded_to_mono_at_the_requested_rate(media):
+    with MediaReader(media["plain"], audio_sample_rate=22050) as reader:
+        audio = reader.audio
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - 2.5 * 22050) < 2048  # AAC adds up to a frame of padding
+    spectrum = np.abs(np.fft.rfft(audio[4096:4096 + 16384]))
+    peak_hz = np.argmax(spectrum) * 22050 / 16384
+    assert abs(peak_hz - 440) < 5
+
+
+def test_missing_audio_stream_is_reported_not_raised(media):
+    with MediaReader(media["vfr"], audio_sample_rate=44100) as reader:
+        assert reader.audio is None and reader.audio_problem == "has no audio stream"
+
+
+# -- bad media: each raises VideoDecodingError (a ValueError) naming the file and the problem ---------------------
+
+
+def _bad_file(tmp_path, kind, media):
+    if kind == "empty":
+        path = tmp_path / "empty.mp4"
+        path.write_bytes(b"")
+        return path, "empty"
+    if kind == "truncated":
+        return truncated_copy(media["plain"], tmp_path / "truncated.mp4", 0.5), "not a readable media file"
+    if kind == "text":
+        path = tmp_path / "notes.mp4"
+        path.write_text("These are my holiday notes, not a video.\n" * 20)
+        return path, "not a readable media file"
+    if kind == "no_video_stream":
+        path = tmp_path / "captions.mp4"  # FFmpeg reads it as SubRip: a media file with a subtitle stream only
+        path.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n\n2\n00:00:01,500 --> 00:00:02,000\nworld\n")
+        return path, "has no video stream (no audio stream either)"
+    if kind == "audio_only":
+        return write_clip(tmp_path / "song.m4a", audio=tone(440, 1.0)), "has no video stream (an audio-only file)"
+    if kind == "missing":
+        return tmp_path / "does_not_exist.mp4", "file not found"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text", "no_video_stream", "audio_only", "missing"])
+def test_bad_media_raise_naming_file_and_problem(tmp_path, media, kind):
+    path, problem = _bad_file(tmp_path, kind, media)
+    with pytest.raises(VideoDecodingError) as caught:
+        with MediaReader(path) as reader:
+            reader.read_frames([0])
+    assert isinstance(caught.value, ValueError)
+    assert str(path) in str(caught.value) and problem in str(caught.value)
+
+
+def test_truncated_file_with_index_up_front_raises(tmp_path):
+    # A "fast start" mp4 (index before the data) cut short opens fine and its first frames decode, but sampling
+    # from the readable part only would give the wrong frames for the clip: it must raise.
+    frames = moving_square_frames(60, 48, 64)
+    source = tmp_path / "faststart.mp4"
+    with av.open(str(source), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": "10", "preset": "ultrafast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    path = truncated_copy(source, tmp_path / "cut.mp4", 0.6)
+    with av.open(path) as container:
+        assert container.streams.video[0].frames == 60  # the header survived the cut
+    with pytest.raises(VideoDecodingError, match=r"cut.mp4: truncated or corrupt: the header declares 60 video frames"):
+        MediaReader(path)
+
+
+def test_out_of_range_indices_raise(media):
+    with MediaReader(media["plain"]) as reader, pytest.raises(VideoDecodingError, match=r"plain.mp4: frame indices"):
+        reader.read_frames([75])
+
+
+def test_bytes_and_file_objects(media):
+    data = open(media["plain"], "rb").read()
+    reference, _ = load_video(media["plain"], backend="pyav")
+    with MediaReader(data) as reader:
+        np.testing.assert_array_equal(reader.read_frames([3, 60]), reference[[3, 60]])
+    with open(media["plain"], "rb") as handle, MediaReader(handle) as reader:
+        assert "plain.mp4" in reader.name
+        np.testing.assert_array_equal(reader.read_frames([60, 3]), reference[[60, 3]])
+    with pytest.raises(VideoDecodingError, match="bytes in memory>: no data"):
+        MediaReader(b"")
