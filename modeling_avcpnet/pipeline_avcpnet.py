@@ -146,11 +146,19 @@ class AVCPNetPipeline(Pipeline):
         """Save the model, this pipeline's code (registered in `config.custom_pipelines`) and the processor, so that
         `pipeline(task, model=save_directory, trust_remote_code=True)` works without this package installed."""
         # The base class would also write the feature extractor on its own; the processor saves all its parts.
+        # It also sets `config.custom_pipelines` for the saved config.json; the in-memory config is left as it was,
+        # so that a later plain `model.save_pretrained` does not name a pipeline file it does not write.
+        config = self.model.config
+        had_entry, previous = hasattr(config, "custom_pipelines"), getattr(config, "custom_pipelines", None)
         feature_extractor, self.feature_extractor = self.feature_extractor, None
         try:
             super().save_pretrained(save_directory, **kwargs)
         finally:
             self.feature_extractor = feature_extractor
+            if had_entry:
+                config.custom_pipelines = previous
+            elif hasattr(config, "custom_pipelines"):
+                delattr(config, "custom_pipelines")
         self.processor.save_pretrained(save_directory)
 
 

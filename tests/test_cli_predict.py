@@ -1,0 +1,159 @@
+"""`avcpnet predict` over folders of generated good, silent and corrupt clips, with a tiny model."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
+from modeling_avcpnet import AVCPNetConfig, cli
+from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
+from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
+from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    torch.manual_seed(0)
+    config = AVCPNetConfig.tiny()
+    model = AVCPNetForVideoClassification(config).eval()
+    processor = AVCPNetProcessor.from_model_config(config)
+    checkpoint = save_for_pipeline(model, processor, root / "checkpoint")
+
+    videos = root / "videos"
+    (videos / "nested").mkdir(parents=True)
+    good = [
+        write_clip(videos / "a_good.mp4", moving_square_frames(24, 48, 64), fps=12, audio=tone(330, 2.0, 16000),
+                   sample_rate=16000),
+        write_clip(videos / "nested" / "b_good.mov", moving_square_frames(20, 64, 48, color=(30, 90, 240)), fps=10,
+                   audio=tone(1200, 2.0, 16000, tempo_hz=2), sample_rate=16000),
+        write_clip(videos / "c_good.mp4", moving_square_frames(30, 48, 64, color=(200, 200, 40), speed=4), fps=15,
+                   audio=tone(600, 2.0, 16000), sample_rate=16000),
+    ]
+    silent = write_clip(videos / "d_silent.mp4", moving_square_frames(24, 48, 64, color=(10, 240, 10)), fps=12)
+    corrupt = videos / "e_corrupt.mp4"
+    corrupt.write_text("this is not a video")
+    empty = videos / "nested" / "f_empty.mp4"
+    empty.write_bytes(b"")
+    (videos / "notes.txt").write_text("not a video extension: never listed")
+
+    classifier = AVCPNetPipeline(model=model, processor=processor, device="cpu")
+    expected = {path: classifier(path, top_k=6) for path in [*good, silent]}
+    return {"root": root, "checkpoint": checkpoint, "videos": str(videos), "good": good, "silent": silent,
+            "corrupt": str(corrupt), "empty": str(empty), "expected": expected, "labels": list(config.id2label.values())}
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def check_rows(rows, setup):
+    by_path = {row["path"]: row for row in rows}
+    assert len(rows) == len(by_path) == 6  # one row per video file; notes.txt is not a video
+    for path, result in setup["expected"].items():
+        row = by_path[path]
+        assert not row["error"], row["error"]
+        assert row["label"] == result["label"] and row["polarity"] == result["polarity"]
+        assert float(row["score"]) == pytest.approx(result["score"], abs=1e-6)
+        assert float(row["polarity_score"]) == pytest.approx(result["polarity_score"], abs=1e-6)
+        for item in result["labels"]:
+            assert float(row[f"prob_{item['label']}"]) == pytest.approx(item["score"], abs=1e-6)
+        assert str(row["has_audio"]) == str(path != setup["silent"])
+    for bad in (setup["corrupt"], setup["empty"]):
+        row = by_path[bad]
+        assert os.path.basename(bad) in row["error"]  # the processor's message names the file
+        assert not row["label"] and not row["score"]
+
+
+def test_folder_with_good_silent_and_corrupt_clips(setup, tmp_path):
+    """The installed console command, end to end."""
+    output = tmp_path / "predictions.csv"
+    command = [os.path.join(os.path.dirname(sys.executable), "avcpnet"), "predict", setup["videos"],
+               "--model", setup["checkpoint"], "--output", str(output), "--batch_size", "4", "--device", "cpu"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_csv(output)
+    assert list(rows[0]) == cli.output_columns(setup["labels"])
+    check_rows(rows, setup)
+    summary = done.stdout.strip().splitlines()[-1]
+    assert "6 files, 4 labelled, 2 unreadable" in summary and "e_corrupt.mp4" in summary
+
+
+def test_jsonl_with_workers_and_globs(setup, tmp_path):
+    output = tmp_path / "predictions.jsonl"
+    patterns = [os.path.join(setup["videos"], "*.mp4"), os.path.join(setup["videos"], "nested")]
+    code = cli.main(["predict", *patterns, "--model", setup["checkpoint"], "--output", str(output),
+                     "--num_workers", "2", "--batch_size", "3", "--quiet", "--device", "cpu"])
+    assert code == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    check_rows(rows, setup)
+    assert {row["has_audio"] for row in rows if not row["error"]} == {True, False}  # real JSON booleans
+
+
+def test_resume_skips_finished_files(setup, tmp_path, monkeypatch):
+    output = tmp_path / "predictions.csv"
+    argv = ["predict", setup["videos"], "--model", setup["checkpoint"], "--output", str(output), "--batch_size", "2",
+            "--quiet", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    complete = output.read_text()
+    lines = complete.splitlines(keepends=True)
+    # Simulate an interruption: the header, three finished rows, and half of the fourth row.
+    output.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
+    finished = [row["path"] for row in read_csv(tmp_path / "predictions.csv")[:3]]
+
+    decoded = []
+    original = cli.ClipDataset.__getitem__
+
+    def counting_getitem(self, index):
+        decoded.append(self.paths[index])
+        return original(self, index)
+
+    monkeypatch.setattr(cli.ClipDataset, "__getitem__", counting_getitem)
+    assert cli.main(argv) == 0
+    assert sorted(decoded) == sorted(set(cli.find_videos([setup["videos"]])[0]) - set(finished))
+    assert output.read_text() == complete  # same rows, same order, the cut row rewritten once
+
+    decoded.clear()
+    assert cli.main(argv) == 0  # everything finished: nothing is decoded again, and that is a success
+    assert decoded == []
+    assert output.read_text() == complete
+
+    # --retry_errors decodes again only the files whose rows hold an error.
+    assert cli.main([*argv, "--retry_errors"]) == 0
+    assert sorted(decoded) == sorted([setup["corrupt"], setup["empty"]])
+    check_rows(read_csv(output), setup)
+
+
+def test_exit_codes_and_missing_processor(setup, tmp_path):
+    bad_folder = tmp_path / "bad"
+    bad_folder.mkdir()
+    (bad_folder / "x.mp4").write_text("garbage")
+    output = tmp_path / "bad.csv"
+    argv = ["predict", str(bad_folder), "--model", setup["checkpoint"], "--output", str(output), "--quiet",
+            "--device", "cpu"]
+    assert cli.main(argv) == 1  # nothing could be processed
+    assert read_csv(output)[0]["error"]
+    assert cli.main(["predict", str(tmp_path / "nothing_here_*.mp4"), "--model", setup["checkpoint"], "--output",
+                     str(output), "--quiet"]) == 2
+
+    model_only = tmp_path / "model_only"
+    AVCPNetForVideoClassification(AVCPNetConfig.tiny()).save_pretrained(model_only)
+    with pytest.raises(SystemExit, match="no processor files.*processor_config.json"):
+        cli.main(["predict", setup["videos"], "--model", str(model_only), "--output", str(tmp_path / "o.csv")])
+
+
+def test_find_videos_files_folders_and_patterns(setup, tmp_path):
+    paths, warnings = cli.find_videos([setup["good"][0], setup["videos"], os.path.join(setup["videos"], "*.txt"),
+                                       str(tmp_path / "missing.mp4"), str(tmp_path / "none_*.mp4")])
+    assert paths[0] == os.path.abspath(setup["good"][0])  # given order, no duplicates
+    assert len(paths) == len(set(paths)) == 6 + 2  # the 6 videos, notes.txt (matched explicitly), missing.mp4
+    assert os.path.join(setup["videos"], "notes.txt") in paths and str(tmp_path / "missing.mp4") in paths
+    assert warnings == [f"no files match {tmp_path / 'none_*.mp4'}"]

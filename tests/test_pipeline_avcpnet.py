@@ -1,0 +1,138 @@
+"""The audio-visual-emotion-classification pipeline on generated clips with a tiny model."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import pipeline
+
+from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
+from modeling_avcpnet import AVCPNetConfig
+from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
+from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline, save_for_pipeline
+from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+
+POLARITIES = ("positive", "neutral", "negative")
+
+
+def make_clips(folder):
+    os.makedirs(folder, exist_ok=True)
+    clips = [
+        write_clip(os.path.join(folder, "red_low.mp4"), moving_square_frames(24, 48, 64), fps=12,
+                   audio=tone(220, 2.0, 16000), sample_rate=16000),
+        write_clip(os.path.join(folder, "blue_high.mp4"),
+                   moving_square_frames(30, 64, 48, color=(40, 80, 250), speed=3), fps=15,
+                   audio=tone(1800, 2.0, 16000, tempo_hz=3), sample_rate=16000),
+        write_clip(os.path.join(folder, "silent.mp4"), moving_square_frames(24, 48, 64, color=(20, 220, 90)), fps=12),
+    ]
+    return clips
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    config = AVCPNetConfig.tiny()
+    model = AVCPNetForVideoClassification(config).eval()
+    processor = AVCPNetProcessor.from_model_config(config)
+    folder = save_for_pipeline(model, processor, root / "checkpoint")
+    return {"folder": str(folder), "model": model, "processor": processor, "clips": make_clips(root / "clips")}
+
+
+def manual_probabilities(model, processor, clips):
+    """The reference: the processor in eval mode and the model, called directly."""
+    inputs = processor(videos=clips, training=False, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    return logits.softmax(-1), inputs["audio_mask"]
+
+
+def test_pipeline_equals_processor_and_model(checkpoint):
+    classifier = pipeline(TASK, model=checkpoint["folder"], trust_remote_code=True, device="cpu")
+    assert isinstance(classifier, AVCPNetPipeline) or type(classifier).__name__ == "AVCPNetPipeline"
+    model, clips = checkpoint["model"], checkpoint["clips"]
+    probabilities, audio_mask = manual_probabilities(model, checkpoint["processor"], clips)
+    assert audio_mask.tolist() == [True, True, False]
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    for batch_size in (1, 2):
+        results = classifier(clips, batch_size=batch_size, top_k=len(labels))
+        assert len(results) == len(clips)
+        for result, expected, has_audio in zip(results, probabilities, audio_mask.tolist()):
+            got = {item["label"]: item["score"] for item in result["labels"]}
+            assert sorted(got) == sorted(labels)
+            torch.testing.assert_close(torch.tensor([got[label] for label in labels]), expected,
+                                       atol=1e-5, rtol=1e-4)
+            assert [item["score"] for item in result["labels"]] == sorted(got.values(), reverse=True)
+            assert result["label"] == labels[int(expected.argmax())]
+            assert result["score"] == pytest.approx(float(expected.max()), abs=1e-5)
+            # Polarity: summed probabilities of each polarity's classes, computed here by label name.
+            sums = {p: sum(float(expected[i]) for i, label in enumerate(labels)
+                           if model.config.label2polarity[label] == p) for p in POLARITIES}
+            assert result["polarity_scores"] == pytest.approx(sums, abs=1e-5)
+            assert result["polarity"] == max(sums, key=sums.get)
+            assert result["polarity_score"] == pytest.approx(max(sums.values()), abs=1e-5)
+            assert result["has_audio"] is has_audio
+
+
+def test_pipeline_inputs_bytes_single_and_top_k(checkpoint):
+    classifier = pipeline(TASK, model=checkpoint["folder"], trust_remote_code=True, device="cpu")
+    path = checkpoint["clips"][1]
+    from_path = classifier(path)
+    with open(path, "rb") as handle:
+        from_bytes = classifier(handle.read())
+    assert isinstance(from_path, dict) and len(from_path["labels"]) == 5  # default top_k, as built-in pipelines
+    for a, b in zip(from_path["labels"], from_bytes["labels"]):
+        assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-6)
+    assert len(classifier(path, top_k=2)["labels"]) == 2
+    assert len(classifier(path, top_k=100)["labels"]) == 6
+
+
+def test_unreadable_input_names_the_file(checkpoint, tmp_path):
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_text("hello")
+    classifier = AVCPNetPipeline(model=checkpoint["model"], processor=checkpoint["processor"], device="cpu")
+    with pytest.raises(ValueError, match="not_a_video.mp4"):
+        classifier(str(bad))
+
+
+def test_model_folder_without_processor_files(checkpoint, tmp_path):
+    checkpoint["model"].save_pretrained(tmp_path / "model_only")
+    with pytest.raises(ValueError, match="no processor files.*processor_config.json"):
+        pipeline(TASK, model=str(tmp_path / "model_only"), trust_remote_code=True, device="cpu")
+
+
+def test_saved_folder_loads_in_fresh_process_without_the_package(checkpoint, tmp_path):
+    clips = checkpoint["clips"]
+    probabilities, _ = manual_probabilities(checkpoint["model"], checkpoint["processor"], clips)
+    script = textwrap.dedent(f"""
+        import importlib.abc, json, sys
+
+        class Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("modeling_avcpnet", "datasets_emotions", "train_hf"):
+                    raise ModuleNotFoundError(name)
+
+        sys.meta_path.insert(0, Hide())
+        from transformers import pipeline
+
+        classifier = pipeline({TASK!r}, model={checkpoint["folder"]!r}, trust_remote_code=True, device="cpu")
+        results = classifier({clips!r}, batch_size=2, top_k=6)
+        print(json.dumps({{"class": type(classifier).__module__ + "." + type(classifier).__name__,
+                          "results": results}}))
+    """)
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["class"].startswith("transformers_modules.")  # the copy saved in the folder, not our package
+    labels = checkpoint["model"].config.id2label
+    for result, expected in zip(answer["results"], probabilities):
+        got = {item["label"]: item["score"] for item in result["labels"]}
+        torch.testing.assert_close(torch.tensor([got[labels[i]] for i in range(len(labels))]), expected,
+                                   atol=1e-5, rtol=1e-4)
