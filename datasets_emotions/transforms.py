@@ -10,15 +10,23 @@ import torch
 MODEL_INPUT_KEYS = ("pixel_values_videos", "input_features", "audio_mask")
 
 
+def _media(entry):
+    """A path, or the ``{"bytes", "path"}`` dict of an exported (Parquet) copy -> what the processor reads."""
+    if isinstance(entry, dict):
+        return entry.get("bytes") or entry.get("path") or None
+    return entry or None
+
+
 def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> Callable[[dict], dict]:
     """A function from a batch of dataset rows (dict of lists with ``video``, ``audio``, ``label``) to model inputs:
     ``pixel_values_videos`` (B, S, F, 3, H, W), ``input_features`` (B, A, T, n_mfcc), ``audio_mask`` (B,) and
-    ``labels`` (B,) long. An empty ``audio`` entry means "take the soundtrack from the video file"."""
+    ``labels`` (B,) long. An empty ``audio`` entry means "take the soundtrack from the video file". Entries may also
+    be ``{"bytes", "path"}`` dicts, as in an export loaded back with plain ``datasets.load_dataset``."""
 
     def transform(batch: dict) -> dict:
-        videos = list(batch["video"])
-        audio_paths = list(batch.get("audio") or [""] * len(videos))
-        audio = [path or None for path in audio_paths] if any(audio_paths) else None
+        videos = [_media(entry) for entry in batch["video"]]
+        audio = [_media(entry) for entry in batch.get("audio") or [None] * len(videos)]
+        audio = audio if any(entry is not None for entry in audio) else None
         features = processor(videos=videos, audio=audio, training=training, return_tensors="pt", **processor_kwargs)
         outputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
         if "label" in batch:
