@@ -310,26 +310,55 @@ def write_evaluation_report(output_dir: str, prefix: str, predictions, label_ids
 class EPCETrainer(Trainer):
     """A `Trainer` whose loss is AV-CPNet's multi-task EP-CE loss, with per-branch logging and reports.
 
-    The loss is computed here (the model is called without labels) by `compute_multitask_loss`, the function
-    the model's own forward uses. It is turned into a sum over the micro-batch and divided by the number of
-    samples in the whole accumulated batch (all micro-batches, all processes), so that an optimisation step's
-    gradient equals that of one big batch even when the last micro-batch is smaller.
+    The loss is computed here (the model is called without labels) by `compute_multitask_loss`, the function the
+    model's own forward uses. Each branch's loss is a mean over its own samples (the audio and fusion losses skip
+    clips without audio); to make gradient accumulation exact, every branch mean is turned back into a sum over the
+    micro-batch and divided by that branch's sample count over the whole accumulated batch (all micro-batches, all
+    processes), counted by `get_batch_samples`. An optimisation step then has the gradient of one big batch, also
+    when the last micro-batch is smaller or holds fewer clips with audio.
     """
 
     # compute_loss returns a loss already normalised over the accumulated batch: training_step must not divide.
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, processor=None, **kwargs):
         super().__init__(*args, **kwargs)
-        # Makes the Trainer count the samples of each accumulated batch (`num_items_in_batch`), across processes.
-        # Our model never receives that count: compute_loss below calls it without loss kwargs.
-        self.model_accepts_loss_kwargs = True
-        self._branch_sums: dict[str, torch.Tensor] = {}
-        self._branch_count = torch.zeros((), dtype=torch.float64)
-        self._eval_branch_sums: dict[str, torch.Tensor] = {}
-        self._eval_branch_count = torch.zeros((), dtype=torch.float64)
+        # Not passed as `processing_class`: transformers 5 then aligns "special tokens" with a tokenizer this
+        # processor does not have. save_model below saves it next to the model instead.
+        self.processor = processor
+        self._branch_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+
+    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
+        """Save the model (with its custom code) and the processor: final folder and every checkpoint."""
+        super().save_model(output_dir, _internal_call)
+        if self.processor is not None and self.args.should_save:
+            self.processor.save_pretrained(output_dir or self.args.output_dir)
 
     # ---- loss ----
+
+    @staticmethod
+    def branch_counts(inputs: dict) -> dict[str, torch.Tensor]:
+        """Samples each branch's loss averages over: labelled clips (visual), labelled clips with audio (others)."""
+        labelled = inputs["labels"] != -100
+        audio_mask = inputs.get("audio_mask")
+        with_audio = labelled if audio_mask is None else labelled & audio_mask.to(labelled.device).bool()
+        return {"fusion": with_audio.sum(), "visual": labelled.sum(), "audio": with_audio.sum()}
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """Also count each branch's samples over the accumulated batch (and over processes) for compute_loss."""
+        batch_samples = []
+        for _ in range(num_batches):
+            try:
+                batch_samples.append(next(epoch_iterator))
+            except StopIteration:
+                break
+        if not batch_samples or "labels" not in batch_samples[0]:
+            return batch_samples, None
+        counts = torch.stack([torch.stack(list(self.branch_counts(batch).values())) for batch in batch_samples])
+        counts = counts.sum(0).to(device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            counts = self.accelerator.reduce(counts, reduction="sum")
+        return batch_samples, dict(zip(BRANCHES, counts))
 
     def _multitask_loss(self, model, inputs):
         from modeling_avcpnet.loss_avcpnet import compute_multitask_loss
@@ -339,48 +368,49 @@ class EPCETrainer(Trainer):
         outputs = model(**inputs)
         config = self.accelerator.unwrap_model(model).config
         total, branch_losses = compute_multitask_loss(outputs, labels, config, audio_mask=inputs.get("audio_mask"))
-        return total, branch_losses, outputs, labels
+        return total, branch_losses, outputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        total, branch_losses, outputs, labels = self._multitask_loss(model, inputs)
-        batch_size = labels.shape[0]
+        total, branch_losses, outputs = self._multitask_loss(model, inputs)
+        counts = self.branch_counts(inputs)
         if model.training:
-            self._accumulate(self._branch_sums, "_branch_count", branch_losses, batch_size)
-        if num_items_in_batch is not None:
-            # mean over this micro-batch -> sum -> mean over the accumulated batch of every process
-            loss = total * batch_size / num_items_in_batch
-            if self.args.average_tokens_across_devices and self.accelerator.num_processes > 1:
-                loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
+            self._accumulate("train", branch_losses, counts)
+        if isinstance(num_items_in_batch, dict):
+            config = self.accelerator.unwrap_model(model).config
+            weights = config.branch_loss_weights if len(branch_losses) > 1 else dict.fromkeys(branch_losses, 1.0)
+            # branch mean over this micro-batch -> sum -> mean over the branch's samples of the accumulated batch
+            loss = sum(weights[branch] * value * counts[branch] / num_items_in_batch[branch].clamp(min=1)
+                       for branch, value in branch_losses.items())
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                loss = loss * self.args.world_size  # DDP averages the gradients over processes
         elif model.training:
             loss = total / self.current_gradient_accumulation_steps
         else:
             loss = total
         return (loss, outputs) if return_outputs else loss
 
-    def _accumulate(self, sums: dict, count_name: str, branch_losses: dict, batch_size: int) -> None:
+    def _accumulate(self, phase: str, branch_losses: dict, counts: dict) -> None:
+        sums = self._branch_sums[phase]
         for branch, value in branch_losses.items():
-            value = value.detach().double() * batch_size
-            sums[branch] = sums[branch] + value if branch in sums else value
-        setattr(self, count_name, getattr(self, count_name).to(self.args.device) + batch_size)
+            count = counts[branch].to(value.device).double()
+            pair = torch.stack([value.detach().double() * count, count])
+            sums[branch] = sums[branch] + pair if branch in sums else pair
 
-    def _reduce_branch_losses(self, sums: dict, count_name: str, prefix: str) -> dict[str, float]:
-        count = getattr(self, count_name)
-        if not sums:
-            return {}
-        count = self.accelerator.reduce(count.to(self.args.device), reduction="sum")
+    def _reduce_branch_losses(self, phase: str, prefix: str) -> dict[str, float]:
+        """Sample-weighted mean loss of each branch since the last call, over all processes."""
+        sums = self._branch_sums[phase]
         logs = {}
         for branch in BRANCHES:
             if branch in sums:
-                total = self.accelerator.reduce(sums[branch].to(self.args.device), reduction="sum")
-                logs[f"{prefix}loss_{branch}"] = round(float(total / count.clamp(min=1)), 4)
+                total, count = self.accelerator.reduce(sums[branch].to(self.args.device), reduction="sum").tolist()
+                logs[f"{prefix}loss_{branch}"] = round(total / max(count, 1.0), 4)
         sums.clear()
-        setattr(self, count_name, torch.zeros((), dtype=torch.float64))
         return logs
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         # The Trainer's periodic training log holds "loss": add each branch's mean loss over the same steps.
         if "loss" in logs:
-            logs.update(self._reduce_branch_losses(self._branch_sums, "_branch_count", ""))
+            logs.update(self._reduce_branch_losses("train", ""))
         super().log(logs, start_time)
 
     # ---- evaluation ----
@@ -388,9 +418,10 @@ class EPCETrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Return the logits of all three branches as one (B, 3, L) tensor (NaN for a missing branch)."""
         inputs = self._prepare_inputs(inputs)
+        labels = inputs["labels"]
         with torch.no_grad():
-            total, branch_losses, outputs, labels = self._multitask_loss(model, inputs)
-        self._accumulate(self._eval_branch_sums, "_eval_branch_count", branch_losses, labels.shape[0])
+            total, branch_losses, outputs = self._multitask_loss(model, inputs)
+        self._accumulate("eval", branch_losses, self.branch_counts(inputs))
         if prediction_loss_only:
             return total.detach(), None, None
         final = outputs.logits
@@ -402,18 +433,16 @@ class EPCETrainer(Trainer):
 
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix="eval"):
-        self._eval_branch_sums.clear()
-        self._eval_branch_count = torch.zeros((), dtype=torch.float64)
+        self._branch_sums["eval"].clear()
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
                                          metric_key_prefix)
-        output.metrics.update(
-            self._reduce_branch_losses(self._eval_branch_sums, "_eval_branch_count", f"{metric_key_prefix}_")
-        )
+        output.metrics.update(self._reduce_branch_losses("eval", f"{metric_key_prefix}_"))
         # predictions are gathered on every process: write the files once.
         if self.is_world_process_zero() and output.predictions is not None and output.label_ids is not None:
             id2label = self.accelerator.unwrap_model(self.model).config.id2label
-            write_evaluation_report(self.args.output_dir, metric_key_prefix, output.predictions, output.label_ids,
-                                    {int(k): v for k, v in id2label.items()})
+            paths = write_evaluation_report(self.args.output_dir, metric_key_prefix, output.predictions,
+                                            output.label_ids, {int(k): v for k, v in id2label.items()})
+            logger.warning("wrote evaluation report to %s", ", ".join(sorted(paths.values())))
         return output
 
     # ---- Hub ----
@@ -706,12 +735,14 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     trainer = EPCETrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-        processing_class=processor, compute_metrics=compute_metrics_fn(config.num_labels),
+        processor=processor, compute_metrics=compute_metrics_fn(config.num_labels),
     )
     results: dict[str, dict[str, float]] = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=resume)
-        trainer.save_model()  # model + processor (+ custom code) into output_dir
+        # model + processor (+ custom code) into output_dir; `_internal_call` keeps save_model from pushing now: the
+        # push comes once, at the end, with the evaluation results in the model card.
+        trainer.save_model(_internal_call=True)
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
@@ -736,6 +767,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         trainer.push_to_hub(commit_message=f"AV-CPNet trained on {data_args.dataset_name}")
 
     output_dir = os.path.abspath(training_args.output_dir)
+    print(f"process {training_args.process_index}/{training_args.world_size} finished", flush=True)
     if trainer.is_world_process_zero():
         if results:
             print("\n" + format_results_table(results))

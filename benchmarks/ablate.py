@@ -1,0 +1,170 @@
+"""The paper's ablations (tables 7, 8, 9) on the generated `sample` set, with a tiny AV-CPNet, a few seeds each.
+
+- table 7: audio only, visual only, audio+visual (concat fusion, no CAF, plain CE), + CAF layer, + SF layer
+  (sum fusion), + EP-CE loss (gammas 0.5);
+- table 8: the five fusion types with the CAF layer, plain CE (as in the paper, where table 8's ConcatFusion and
+  SumFusion rows equal table 7's "+ CAF" and "+ SF" rows);
+- table 9: EP-CE gammas (pos : neu : neg) with sum fusion and CAF.
+
+Every run trains with `EPCETrainer` (the same loss, optimiser and schedule as `train_hf.py`). To fit dozens of runs
+into minutes on a CPU, the clips are processed once (eval-mode processor: centred snippets, no augmentation) and
+the runs train on those tensors; the numbers therefore compare variants with each other, they are not the main
+job's numbers (which trains with augmentation). Writes a markdown table of mean +- standard deviation over seeds
+of test accuracy, WA-F1 and each branch's accuracy.
+
+    .venv/bin/python benchmarks/ablate.py --seeds 1 2 3 --epochs 10 --output benchmarks/ablation_results.md
+    .venv/bin/python benchmarks/ablate.py --tables 9 --seeds 1     # one table, one seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import train_hf  # noqa: E402
+
+G0, G5 = "0,0,0", "0.5,0.5,0.5"
+# name -> (config overrides, gammas)
+VARIANTS = {
+    "Audio": ({"modalities": "audio"}, G0),
+    "Visual": ({"modalities": "visual"}, G0),
+    "Audio + Visual": ({"fusion_type": "concat", "use_cross_attention": False}, G0),
+    "+ CAF layer": ({"fusion_type": "concat", "use_cross_attention": True}, G0),
+    "+ SF layer": ({"fusion_type": "sum", "use_cross_attention": True}, G0),
+    "+ EP-CE loss": ({"fusion_type": "sum", "use_cross_attention": True}, G5),
+    "ConcatFusion": ({"fusion_type": "concat", "use_cross_attention": True}, G0),
+    "EW-SumFusion": ({"fusion_type": "ew_sum", "use_cross_attention": True}, G0),
+    "NeuralFusion": ({"fusion_type": "neural", "use_cross_attention": True}, G0),
+    "GatedFusion": ({"fusion_type": "gated", "use_cross_attention": True}, G0),
+    "SumFusion": ({"fusion_type": "sum", "use_cross_attention": True}, G0),
+    "0 : 0 : 0": ({"fusion_type": "sum", "use_cross_attention": True}, G0),
+    "0 : 0.3 : 0.5": ({"fusion_type": "sum", "use_cross_attention": True}, "0,0.3,0.5"),
+    "0.3 : 0.3 : 0.3": ({"fusion_type": "sum", "use_cross_attention": True}, "0.3,0.3,0.3"),
+    "0.4 : 0.4 : 0.4": ({"fusion_type": "sum", "use_cross_attention": True}, "0.4,0.4,0.4"),
+    "0.5 : 0.5 : 0.5": ({"fusion_type": "sum", "use_cross_attention": True}, G5),
+}
+TABLES = {
+    "7": ["Audio", "Visual", "Audio + Visual", "+ CAF layer", "+ SF layer", "+ EP-CE loss"],
+    "8": ["ConcatFusion", "EW-SumFusion", "NeuralFusion", "GatedFusion", "SumFusion"],
+    "9": ["0 : 0 : 0", "0 : 0.3 : 0.5", "0.3 : 0.3 : 0.3", "0.4 : 0.4 : 0.4", "0.5 : 0.5 : 0.5"],
+}
+TITLES = {"7": "Table 7: components", "8": "Table 8: fusion strategies (with CAF, plain CE)",
+          "9": "Table 9: EP-CE gammas pos : neu : neg (sum fusion, CAF)"}
+
+
+def processed_split(split, processor):
+    from datasets_emotions import with_processor
+
+    data = with_processor(split, processor, training=False)
+    batch = data[0:len(data)]
+    return [{key: value[i] for key, value in batch.items()} for i in range(len(data))]
+
+
+def run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, args):
+    from transformers import TrainingArguments, set_seed
+
+    set_seed(seed)
+    model_args = train_hf.ModelArguments(config_preset="tiny", config_overrides=json.dumps(overrides),
+                                         ep_ce_gammas=gammas)
+    config, model, _ = train_hf.build_config_and_model(model_args, id2label, label2polarity)
+    with tempfile.TemporaryDirectory() as output_dir:
+        training_args = TrainingArguments(
+            output_dir=output_dir, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
+            num_train_epochs=args.epochs, learning_rate=args.learning_rate, weight_decay=0.02,
+            lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": 0.01}, warmup_steps=0.05,
+            seed=seed, report_to="none", save_strategy="no", eval_strategy="no", logging_steps=10**6,
+            disable_tqdm=True, remove_unused_columns=False, use_cpu=True, dataloader_num_workers=0,
+        )
+        trainer = train_hf.EPCETrainer(model=model, args=training_args, train_dataset=ListDataset(train),
+                                       compute_metrics=train_hf.compute_metrics_fn(config.num_labels))
+        trainer.train()
+        metrics = trainer.evaluate(ListDataset(test), metric_key_prefix="test")
+    return {key[5:]: value for key, value in metrics.items() if key.startswith("test_")}
+
+
+class ListDataset(torch.utils.data.Dataset):
+    def __init__(self, examples):
+        self.examples = examples
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, index):
+        return self.examples[index]
+
+
+def mean_spread(values):
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * spread:.1f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", nargs="*", default=["7", "8", "9"], choices=list(TABLES))
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    parser.add_argument("--epochs", type=float, default=10)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--learning_rate", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", default=None, help="also write the markdown here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from datasets_emotions import load_dataset
+    from modeling_avcpnet import AVCPNetConfig
+    from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+
+    started = time.perf_counter()
+    sample = load_dataset("sample")
+    id2label, label2polarity = train_hf.dataset_label_maps(sample["train"])
+    processor = AVCPNetProcessor.from_model_config(AVCPNetConfig.tiny())
+    train, test = processed_split(sample["train"], processor), processed_split(sample["test"], processor)
+    print(f"processed {len(train)} train / {len(test)} test clips in {time.perf_counter() - started:.0f} s",
+          flush=True)
+
+    results: dict[str, list[dict]] = {}
+    wanted = [name for table in args.tables for name in TABLES[table]]
+    for name in dict.fromkeys(wanted):
+        overrides, gammas = VARIANTS[name]
+        key = json.dumps([overrides, gammas], sort_keys=True)  # identical variants share their runs
+        if key in results:
+            continue
+        results[key] = []
+        for seed in args.seeds:
+            run_started = time.perf_counter()
+            metrics = run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, args)
+            results[key].append(metrics)
+            print(f"{name} seed {seed}: acc {metrics['accuracy']:.3f} wa-f1 {metrics['wa_f1']:.3f} "
+                  f"({time.perf_counter() - run_started:.0f} s)", flush=True)
+
+    lines = [f"Sample set test split ({len(test)} clips), tiny AV-CPNet, {args.epochs:g} epochs, batch "
+             f"{args.batch_size}, lr {args.learning_rate:g}, seeds {args.seeds}; mean ± std in %.", ""]
+    for table in args.tables:
+        lines += [f"**{TITLES[table]}**", "", "| variant | accuracy | WA-F1 | visual acc | audio acc |",
+                  "|---|---|---|---|---|"]
+        for name in TABLES[table]:
+            runs = results[json.dumps(list(VARIANTS[name]), sort_keys=True)]
+            column = lambda key: mean_spread([run[key] for run in runs if key in run])  # noqa: E731
+            lines.append(f"| {name} | {column('accuracy')} | {column('wa_f1')} | {column('visual_accuracy')} | "
+                         f"{column('audio_accuracy')} |")
+        lines.append("")
+    lines.append(f"Total time {time.perf_counter() - started:.0f} s.")
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

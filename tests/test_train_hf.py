@@ -1,0 +1,349 @@
+"""train_hf.py: the EP-CE Trainer, reports, fine-tuning to another label set, Hub folder, resume, 2 processes.
+
+One tiny AV-CPNet is trained once per session on a tiny generated `sample` set (12 train / 6 validation / 6 test
+clips) and reused; the multi-process and resume tests run the script as subprocesses, like a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train_hf
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_KWARGS = {"clips_per_class_train": 2, "clips_per_class_validation": 1, "clips_per_class_test": 1,
+                 "noisy_train": 0, "noisy_validation": 0, "noisy_test": 0, "duration": 1.0}
+N_TRAIN, BATCH, EPOCHS = 12, 4, 4
+EXPECTED_STEPS = -(-N_TRAIN // BATCH) * EPOCHS
+
+
+def tiny_run_args(output_dir, cache_dir, *extra):
+    return [
+        "--config_preset", "tiny", "--dataset_name", "sample", "--dataset_cache_dir", str(cache_dir),
+        "--dataset_kwargs", json.dumps(SAMPLE_KWARGS), "--output_dir", str(output_dir),
+        "--per_device_train_batch_size", str(BATCH), "--per_device_eval_batch_size", "8",
+        "--num_train_epochs", str(EPOCHS), "--learning_rate", "1e-3", "--logging_steps", "1",
+        "--report_to", "none", "--dataloader_num_workers", "0", "--use_cpu", "--disable_tqdm", "true",
+        "--seed", "1", *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def sample_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("datasets_cache")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, sample_cache):
+    """Train + evaluate + predict + 'push' once; the upload call is intercepted and its folder kept."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoUrl
+
+    output_dir = tmp_path_factory.mktemp("run")
+    uploads = []
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def fake_upload_folder(self, *, repo_id, folder_path, ignore_patterns=None, **kwargs):
+        # the network call: keep a copy of exactly what would be uploaded instead
+        staged = tmp_path_factory.mktemp("upload")
+        shutil.copytree(folder_path, staged, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*ignore_patterns))
+        uploads.append({"repo_id": repo_id, "folder": staged})
+        return None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HfApi, "create_repo", fake_create_repo)
+        patch.setattr(HfApi, "upload_folder", fake_upload_folder)
+        result = train_hf.main(tiny_run_args(
+            output_dir, sample_cache, "--do_train", "--do_eval", "--do_predict", "--save_strategy", "no",
+            "--push_to_hub", "--hub_model_id", "org/name", "--hub_strategy", "end",
+        ))
+    result["uploads"] = uploads
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_arguments_from_yaml_with_command_line_overrides(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("config_preset: tiny\nlearning_rate: 0.5\nep_ce_gammas: '0,0.5,1'\n"
+                      "lr_scheduler_kwargs: {min_lr_rate: 0.01}\noutput_dir: a\n")
+    model_args, data_args, training_args = train_hf.parse_arguments([str(config), "--output_dir", "b"])
+    assert model_args.config_preset == "tiny" and training_args.learning_rate == 0.5
+    assert training_args.output_dir == "b" and training_args.lr_scheduler_kwargs == {"min_lr_rate": 0.01}
+    assert train_hf._as_mapping(model_args.ep_ce_gammas, train_hf.POLARITIES, "g") == {
+        "positive": 0.0, "neutral": 0.5, "negative": 1.0}
+    config.write_text("learning_rte: 0.5\n")
+    with pytest.raises(ValueError, match="unknown arguments.*learning_rte"):
+        train_hf.parse_arguments([str(config)])
+
+
+def test_metrics_match_sklearn():
+    from sklearn.metrics import f1_score, recall_score
+
+    rng = np.random.default_rng(0)
+    references = rng.integers(0, 6, 50)
+    predictions = np.where(rng.random(50) < 0.6, references, rng.integers(0, 6, 50))
+    metrics = train_hf.classification_metrics(predictions, references, 6)
+    assert metrics["accuracy"] == pytest.approx((predictions == references).mean())
+    assert metrics["wa_f1"] == pytest.approx(f1_score(references, predictions, average="weighted"))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro"))
+    assert metrics["uar"] == pytest.approx(recall_score(references, predictions, average="macro"))
+
+
+class _TensorDataset(torch.utils.data.Dataset):
+    def __init__(self, examples):
+        self.examples = examples
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, index):
+        return self.examples[index]
+
+
+def _accumulated_gradients(config, state_dict, examples, batch_size, accumulation, output_dir):
+    from transformers import AutoModelForVideoClassification, TrainerCallback, TrainingArguments
+
+    model = AutoModelForVideoClassification.from_config(config)
+    model.load_state_dict(state_dict)
+    # BatchNorm uses batch statistics in training, so micro-batches of 2 + 1 would not normalise like a batch of
+    # 3: keep its running statistics (eval mode) for this comparison.
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            module.train = types.MethodType(lambda self, mode=True: self, module)
+    grads = {}
+
+    class Grab(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            grads.update({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None})
+
+    args = TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=batch_size,
+                             gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.0,
+                             max_grad_norm=0.0, report_to="none", use_cpu=True, save_strategy="no",
+                             remove_unused_columns=False, disable_tqdm=True, dataloader_drop_last=False)
+    trainer = train_hf.EPCETrainer(model=model, args=args, train_dataset=_TensorDataset(examples), callbacks=[Grab()])
+    trainer.train()
+    return grads
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+    """2 micro-batches (2 + 1 samples) accumulated == one batch of 3: each branch's loss is normalised by its
+    samples in the whole accumulated batch, not per micro-batch (which would weight the lone third sample twice);
+    one clip has no audio, so the audio/fusion losses count 2 samples and the visual loss 3."""
+    from modeling_avcpnet import AVCPNetConfig
+    from transformers import AutoModelForVideoClassification
+
+    config = AVCPNetConfig.tiny(drop_path_rate=0.0, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                classifier_dropout_prob=0.0)
+    state_dict = AutoModelForVideoClassification.from_config(config).state_dict()
+    generator = torch.Generator().manual_seed(0)
+    t = config.audio_length // config.audio_segments
+    examples = [{
+        "pixel_values_videos": torch.randn(config.num_segments, config.frames_per_segment, 3, config.image_size,
+                                           config.image_size, generator=generator),
+        "input_features": torch.randn(config.audio_segments, t, config.num_mfcc, generator=generator),
+        "audio_mask": torch.tensor(has_audio),
+        "labels": torch.tensor(label),
+    } for label, has_audio in ((0, True), (3, False), (5, True))]
+    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a")
+    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b")
+    assert accumulated.keys() == big_batch.keys() and len(accumulated) > 10
+    for name in big_batch:
+        torch.testing.assert_close(accumulated[name], big_batch[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_training_logs_branch_losses_and_writes_reports(trained):
+    output_dir = Path(trained["output_dir"])
+    trainer = trained["trainer"]
+    assert trained["global_step"] == EXPECTED_STEPS
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert logged and all({"loss_fusion", "loss_visual", "loss_audio"} <= set(entry) for entry in logged)
+    # with weights (1, 1, 1) the logged total is the sum of the branch losses (same steps, same samples)
+    for entry in logged:
+        assert entry["loss"] == pytest.approx(entry["loss_fusion"] + entry["loss_visual"] + entry["loss_audio"],
+                                              abs=2e-3)
+    results = json.loads((output_dir / "all_results.json").read_text())
+    for prefix in ("eval", "test"):
+        for key in ("accuracy", "wa_f1", "macro_f1", "uar", "fusion_accuracy", "visual_accuracy",
+                    "audio_accuracy", "loss_fusion", "loss_visual", "loss_audio"):
+            assert f"{prefix}_{key}" in results, f"{prefix}_{key}"
+        matrix = json.loads((output_dir / f"{prefix}_confusion_matrix.json").read_text())
+        counts = np.array(matrix["matrix"])
+        assert matrix["labels"] == list(trainer.model.config.id2label.values())
+        assert counts.sum() == 6  # one clip per class: no padding duplicates, nothing dropped
+        assert results[f"{prefix}_accuracy"] == pytest.approx(np.trace(counts) / counts.sum())
+        assert (output_dir / f"{prefix}_confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        report = json.loads((output_dir / f"{prefix}_classification_report.json").read_text())
+        assert set(trainer.model.config.id2label.values()) <= set(report)
+    assert "fused acc" in train_hf.format_results_table(trained["results"])
+
+
+def test_hub_folder_loads_by_repo_id_offline(trained, tmp_path):
+    (upload,) = trained["uploads"]
+    assert upload["repo_id"] == "org/name"
+    folder = Path(upload["folder"])
+    names = {path.name for path in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "processor_config.json"} <= names or \
+        {"config.json", "model.safetensors", "README.md", "preprocessor_config.json"} <= names, names
+    assert not any(name.startswith("checkpoint-") for name in names)
+    config = json.loads((folder / "config.json").read_text())
+    assert "AutoModelForVideoClassification" in config["auto_map"]
+    assert config["label2polarity"] == trained["trainer"].model.config.label2polarity
+
+    card = (folder / "README.md").read_text()
+    from huggingface_hub import ModelCard
+
+    model_index = ModelCard(card).data.to_dict()["model-index"]
+    reported = {(r["dataset"]["split"], m["name"]): m["value"]
+                for entry in model_index for r in entry["results"] for m in r["metrics"]}
+    test_accuracy = trained["results"]["test"]["accuracy"]
+    assert reported[("test", "Accuracy (fused)")] == pytest.approx(test_accuracy, abs=1e-4)
+    assert "| fear | negative |" in card and "learning_rate: 0.001" in card
+
+    # Populate a Hugging Face cache as a download would, then load by repo id with the Hub switched off.
+    hf_home = tmp_path / "hf_home"
+    repo_cache = hf_home / "hub" / "models--org--name"
+    revision = "0" * 40
+    shutil.copytree(folder, repo_cache / "snapshots" / revision)
+    (repo_cache / "refs").mkdir(parents=True)
+    (repo_cache / "refs" / "main").write_text(revision)
+    example = tmp_path / "inputs.pt"
+    model = trained["trainer"].model.eval()
+    processor = trained["trainer"].processor
+    video = trained["trainer"].eval_dataset  # a transformed split: examples are model inputs
+    inputs = video[0:2]
+    inputs.pop("labels")
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    torch.save({"inputs": dict(inputs), "expected": expected, "processor_class": type(processor).__name__}, example)
+    script = (
+        "import sys, torch\n"
+        "from transformers import AutoModelForVideoClassification, AutoProcessor\n"
+        "model = AutoModelForVideoClassification.from_pretrained('org/name', trust_remote_code=True).eval()\n"
+        "processor = AutoProcessor.from_pretrained('org/name', trust_remote_code=True)\n"
+        f"saved = torch.load({str(example)!r})\n"
+        "assert 'modeling_avcpnet' not in sys.modules, 'loaded the installed package, not the Hub code'\n"
+        "assert type(processor).__name__ == saved['processor_class'], type(processor)\n"
+        "with torch.no_grad():\n"
+        "    logits = model(**saved['inputs']).logits\n"
+        "torch.testing.assert_close(logits, saved['expected'], rtol=1e-4, atol=1e-5)\n"
+        "print('LOADED', type(model).__module__)\n"
+    )
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOADED transformers_modules" in done.stdout
+
+
+def _write_seven_label_set(root: Path):
+    """A tiny dataset in the CAER layout ({train,validation,test}/<Emotion>/*.avi), 7 classes."""
+    from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
+
+    classes = ["Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+    for split in ("train", "validation", "test"):
+        for index, name in enumerate(classes):
+            frames = moving_square_frames(12, 32, 32, seed=index)
+            audio = tone(220.0 * (1 + index / 4), 1.0, 16000)
+            write_clip(root / split / name / f"{index:04d}.avi", frames=frames, fps=12, audio=audio,
+                       sample_rate=16000, video_codec="mpeg4", audio_codec="mp3")
+    return classes
+
+
+def test_finetune_six_label_checkpoint_on_seven_label_dataset(trained, tmp_path):
+    """The paper's dagger rows: start from eMotions weights, re-initialise the heads, new polarity map."""
+    _write_seven_label_set(tmp_path / "caer")
+    checkpoint = trained["output_dir"]
+    base = train_hf.parse_arguments(["--model_name_or_path", checkpoint, "--dataset_name", "caer",
+                                     "--output_dir", str(tmp_path / "out")])[0]
+    from datasets_emotions import load_dataset
+
+    caer = load_dataset("caer", data_dir=str(tmp_path / "caer"), cache_dir=str(tmp_path / "cache"))
+    id2label, label2polarity = train_hf.dataset_label_maps(caer["train"])
+    config, model, old_labels = train_hf.build_config_and_model(base, id2label, label2polarity)
+    source = trained["trainer"].model
+    assert old_labels == list(source.config.id2label.values()) and config.num_labels == 7
+    assert config.id2label == id2label and config.label2polarity == label2polarity
+    assert label2polarity["Happy"] == "positive" and label2polarity["Anger"] == "negative"
+    source_state, new_state = source.state_dict(), model.state_dict()
+    heads = set(train_hf.classification_heads(model))
+    assert heads and all(new_state[f"{h}.weight"].shape[0] == 7 for h in heads)
+    backbone = [k for k in new_state if not any(k.startswith(h + ".") for h in heads)]
+    assert len(backbone) > 20
+    for key in backbone:  # everything else comes from the checkpoint
+        torch.testing.assert_close(new_state[key], source_state[key], msg=key)
+
+    result = train_hf.main([
+        "--model_name_or_path", checkpoint, "--dataset_name", "caer", "--data_dir", str(tmp_path / "caer"),
+        "--dataset_cache_dir", str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out"),
+        "--do_train", "--do_eval", "--max_steps", "2", "--per_device_train_batch_size", "4", "--use_cpu",
+        "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
+    ])
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert len(saved["id2label"]) == 7 and saved["label2polarity"]["Surprise"] in ("positive", "neutral", "negative")
+    assert np.array(json.loads((tmp_path / "out" / "eval_confusion_matrix.json").read_text())["matrix"]).shape == (7, 7)
+    assert result["global_step"] == 2
+
+
+def _run_script(args, env_extra=None, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kwargs)
+
+
+def test_resume_after_kill_reaches_the_same_step_count(trained, sample_cache, tmp_path):
+    output_dir = tmp_path / "run"
+    args = [sys.executable, "train_hf.py", *tiny_run_args(output_dir, sample_cache, "--do_train",
+                                                         "--save_strategy", "steps", "--save_steps", "2")]
+    process = _run_script(args, start_new_session=True)
+    first_checkpoint = output_dir / "checkpoint-2" / "trainer_state.json"
+    deadline = time.monotonic() + 240
+    while not first_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    log = process.communicate()[0]
+    assert first_checkpoint.exists(), log[-3000:]
+    assert not (output_dir / "model.safetensors").exists(), "the run finished before it could be killed"
+    interrupted_at = max(int(p.name.split("-")[1]) for p in output_dir.glob("checkpoint-*"))
+    assert interrupted_at < EXPECTED_STEPS
+
+    resumed = _run_script(args + ["--resume_from_checkpoint", "last"])
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, log[-3000:]
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert state["global_step"] == trained["global_step"] == EXPECTED_STEPS
+    steps_logged = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert steps_logged == list(range(1, EXPECTED_STEPS + 1))  # the steps before the kill are kept
+
+
+def test_two_cpu_processes_with_torchrun(sample_cache, tmp_path):
+    output_dir = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "train_hf.py",
+            *tiny_run_args(output_dir, sample_cache, "--do_train", "--do_eval", "--max_steps", "2",
+                           "--save_strategy", "no", "--ddp_backend", "gloo")]
+    process = _run_script(args)
+    log = process.communicate(timeout=300)[0]
+    assert process.returncode == 0, log[-4000:]
+    assert "process 0/2 finished" in log and "process 1/2 finished" in log, log[-3000:]
+    assert log.count("wrote evaluation report") == 1, log[-3000:]
+    matrix = json.loads((output_dir / "eval_confusion_matrix.json").read_text())
+    assert np.array(matrix["matrix"]).sum() == 6  # the gathered predictions, without the sampler's padding
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert "eval_accuracy" in results and "eval_visual_accuracy" in results
