@@ -41,11 +41,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.resnet.modeling_resnet import ResNetBasicLayer
 from transformers.utils import ModelOutput
 
@@ -269,11 +269,30 @@ class AVCPNetAudioEncoder(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention on `(B, heads, L, head_dim)`; returns `(B, Lq, heads, head_dim)` and the weights."""
+    weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
+
+
 class AVCPNetCrossAttention(nn.Module):
     r"""
     Multi-head attention of `queries (B, Lq, C)` on `context (B, Lk, C)` (paper eq. 4-5): queries from one
     modality, keys and values from the other; `config.num_attention_heads` heads (4), output `(B, Lq, C)`.
-    SDPA by default, the eager path when `config._attn_implementation == "eager"`.
+    Dispatches on `config._attn_implementation` through transformers' attention interface (SDPA by default).
     """
 
     def __init__(self, config: AVCPNetConfig):
@@ -281,7 +300,9 @@ class AVCPNetCrossAttention(nn.Module):
         self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
@@ -291,17 +312,16 @@ class AVCPNetCrossAttention(nn.Module):
         return states.view(*states.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, queries: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        query, key, value = self._heads(self.q_proj(queries)), self._heads(self.k_proj(context)), self._heads(
-            self.v_proj(context)
+        query = self._heads(self.q_proj(queries))
+        key, value = self._heads(self.k_proj(context)), self._heads(self.v_proj(context))
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
         )
-        dropout = self.dropout if self.training else 0.0
-        if self.config._attn_implementation == "eager":
-            scores = torch.matmul(query, key.transpose(-1, -2)) * self.head_dim**-0.5
-            probs = F.dropout(scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype), dropout, self.training)
-            attended = torch.matmul(probs, value)
-        else:
-            attended = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-        return self.o_proj(attended.transpose(1, 2).reshape(queries.shape))
+        attended, _ = attention_interface(
+            self, query, key, value, None, scaling=self.scaling, dropout=self.dropout if self.training else 0.0,
+            is_causal=False,
+        )
+        return self.o_proj(attended.reshape(queries.shape))
 
 
 class AVCPNetCrossAttentionFusion(nn.Module):
