@@ -103,7 +103,8 @@ def main() -> None:
         raise SystemExit(f"{clips} holds {len(available)} clips, expected {args.clips}; remove it to regenerate")
 
     print(f"{args.clips} clips of {SECONDS} s, {WIDTH}x{HEIGHT} {FPS} fps H.264 + AAC; tiny AV-CPNet "
-          f"(AVCPNetConfig.tiny()); batch size {args.batch_size}; {os.cpu_count()} CPU cores")
+          f"(AVCPNetConfig.tiny()); batch size {args.batch_size}; {os.cpu_count()} CPU cores, load average "
+          f"{os.getloadavg()[0]:.1f} at start (other processes share the cores)")
     header = (f"{'workers':>7} {'wall s':>7} {'clips/s':>8} {'loop clips/s':>12} {'decode s':>9} {'wait s':>7} "
               f"{'model s':>8} {'decode share':>12} {'speed-up':>8}")
     print(header)
@@ -120,7 +121,7 @@ def main() -> None:
         share = decode_visible / max(decode_visible + numbers["model"], 1e-9)
         print(f"{workers:>7} {numbers['wall']:>7.1f} {end_to_end:>8.2f} {numbers['rate']:>12.2f} "
               f"{numbers['decode']:>9.1f} {numbers['wait']:>7.1f} {numbers['model']:>8.1f} {share:>12.0%} "
-              f"{end_to_end / baseline:>7.2f}x")
+              f"{end_to_end / baseline:>7.2f}x   (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@
 
 A checkpoint folder written by [`save_for_pipeline`] (or `AVCPNetPipeline.save_pretrained`) carries this file and a
 `custom_pipelines` entry in its `config.json`, so `pipeline(task, model=folder, trust_remote_code=True)` also works
-in a Python process where the `modeling_avcpnet` package is not installed.
+in a Python process where the `modeling_avcpnet` package is not installed. transformers asks for
+`trust_remote_code=True` for such a folder even when the package is installed; there, passing
+`pipeline_class=AVCPNetPipeline` instead uses the installed code. With model and processor objects,
+`pipeline(task, model=model, processor=processor)` uses the task registered on import of the package.
 
 This file is copied into checkpoint folders: it may import only torch, transformers and its sibling files.
 """
