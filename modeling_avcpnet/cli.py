@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import warnings as warnings_module
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -173,6 +174,7 @@ class PredictSummary:
     found: int = 0
     skipped: int = 0
     labelled: int = 0
+    without_audio: int = 0  # labelled clips that had no audio stream (classified from vision alone)
     failed: list[str] = field(default_factory=list)
     labelled_before: int = 0
     decode_seconds: float = 0.0  # processor time summed over clips (in workers when num_workers > 0)
@@ -182,7 +184,8 @@ class PredictSummary:
 
     def line(self, output: str) -> str:
         done = self.labelled + len(self.failed)
-        parts = [f"{self.found} files", f"{self.labelled} labelled", f"{len(self.failed)} unreadable"]
+        labelled = f"{self.labelled} labelled" + (f" ({self.without_audio} without audio)" if self.without_audio else "")
+        parts = [f"{self.found} files", labelled, f"{len(self.failed)} unreadable"]
         if self.skipped:
             parts.append(f"{self.skipped} already in the output (skipped)")
         text = "avcpnet predict: " + ", ".join(parts)
@@ -256,6 +259,7 @@ def predict_files(pipe, paths: list[str], writer: RowWriter, batch_size: int = 8
                     summary.failed.append(row["path"])
                 else:
                     summary.labelled += 1
+                    summary.without_audio += not row["has_audio"]
             bar.update(len(items))
     summary.wall_seconds += time.perf_counter() - start
     return summary
@@ -268,13 +272,18 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
     from . import pipeline_avcpnet  # noqa: F401  (registers the package's Auto classes and the task)
     from .pipeline_avcpnet import TASK, AVCPNetPipeline, missing_processor_message
 
+    if model.startswith((os.sep, ".", "~")) and not os.path.exists(model):
+        raise SystemExit(f"error: model folder {model} does not exist")
     if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
         raise SystemExit(f"error: {model} is not a model folder: it has no config.json")
     message = missing_processor_message(model)
     if message:
         raise SystemExit(f"error: {message}")
-    classifier = AutoModelForVideoClassification.from_pretrained(model, trust_remote_code=trust_remote_code)
-    processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+    try:
+        classifier = AutoModelForVideoClassification.from_pretrained(model, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: could not load an AV-CPNet model and processor from {model}: {error}") from None
     return AVCPNetPipeline(model=classifier, processor=processor, task=TASK, device=device)
 
 
@@ -287,6 +296,10 @@ def predict(args: argparse.Namespace) -> tuple[int, PredictSummary]:
         print("error: no input files found", file=sys.stderr)
         return 2, PredictSummary()
     pipe = load_pipeline(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+    # Clips without sound are expected here and reported in the has_audio column, not as one warning per file.
+    from .processing_avcpnet import MissingAudioWarning
+
+    warnings_module.filterwarnings("ignore", category=MissingAudioWarning)
     columns = output_columns([pipe.model.config.id2label[i] for i in range(len(pipe.model.config.id2label))])
 
     summary = PredictSummary(found=len(paths))

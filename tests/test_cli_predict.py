@@ -84,7 +84,7 @@ def test_folder_with_good_silent_and_corrupt_clips(setup, tmp_path):
     assert list(rows[0]) == cli.output_columns(setup["labels"])
     check_rows(rows, setup)
     summary = done.stdout.strip().splitlines()[-1]
-    assert "6 files, 4 labelled, 2 unreadable" in summary and "e_corrupt.mp4" in summary
+    assert "6 files, 4 labelled (1 without audio), 2 unreadable" in summary and "e_corrupt.mp4" in summary
 
 
 def test_jsonl_with_workers_and_globs(setup, tmp_path):
