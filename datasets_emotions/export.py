@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from .cards import card_for
 
+MEDIA_COLUMNS = ("video", "audio")
 PARQUET_ROWS_PER_GROUP = 16  # small row groups: a reader never holds more than a few clips' bytes at once
 
 
@@ -96,7 +97,11 @@ def _write_split(part: datasets.Dataset, split: str, output_dir: str, root: str,
             batch["video"] = [_embed(path, root, frames_fps) for path in batch["video"]]
             if "audio" in batch:
                 batch["audio"] = [_embed(path, root, frames_fps) for path in batch["audio"]]
-            table = pa.Table.from_pydict(features.encode_batch(batch), schema=schema)
+            # media dicts go to Arrow as they are: datasets' Audio.encode_example needs torchcodec even for bytes
+            plain = {column: values for column, values in batch.items() if column not in MEDIA_COLUMNS}
+            encoded = datasets.Features({column: features[column] for column in plain}).encode_batch(plain)
+            encoded.update({column: batch[column] for column in MEDIA_COLUMNS if column in batch})
+            table = pa.Table.from_pydict(encoded, schema=schema)
             if writer is None or written > max_shard_bytes:
                 if writer is not None:
                     writer.close()
