@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from transformers import AutoProcessor, set_seed
+from transformers import AutoFeatureExtractor, AutoProcessor, AutoVideoProcessor, set_seed
 from transformers.video_utils import load_video
 
 from datasets_emotions.synthetic_media import (
@@ -300,6 +300,8 @@ def test_from_model_config_and_save_load_round_trip(processor, config, media, tm
 
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, AVCPNetProcessor)
+    assert isinstance(AutoVideoProcessor.from_pretrained(tmp_path), AVCPNetVideoProcessor)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(tmp_path), AVCPNetFeatureExtractor)
     assert loaded.video_processor.to_dict() == processor.video_processor.to_dict()
     assert loaded.feature_extractor.to_dict() == processor.feature_extractor.to_dict()
     expected = processor(videos=[media["av"]])
