@@ -54,6 +54,9 @@ class AVCPNetConfig(PreTrainedConfig):
         hidden_size (`int`, defaults to 512): fusion width C1.
         num_attention_heads (`int`, defaults to 4): heads of the CAF cross-attention.
         fusion_type (`str`, defaults to `"sum"`): one of `sum`, `concat`, `ew_sum`, `neural`, `gated` (table 8).
+            After a linear layer per modality (v, a): `sum` = v + a (eq. 8), `ew_sum` = v * a (element-wise
+            product), `concat` = Linear([v; a]), `neural` = MLP([v; a]), `gated` = sigmoid(v) * a; see
+            `modeling_avcpnet.py`.
         modalities (`str`, defaults to `"audio_visual"`): one of `audio_visual`, `visual`, `audio` (table 7).
         use_cross_attention (`bool`, defaults to `True`): use the CAF layer before the SF layer.
         classifier_dropout_prob (`float`, defaults to 0.0): dropout before the classification heads.

@@ -260,7 +260,7 @@ class AVCPNetAudioEncoder(nn.Module):
         segment_features = self.projection(pooled).view(batch_size, segments, -1)
         audio_embeds, _ = self.temporal_attention(segment_features)
         if hidden_states is not None:
-            hidden_states = tuple(state.view(batch_size, segments, *state.shape[1:]) for state in hidden_states)
+            hidden_states = tuple(state.reshape(batch_size, segments, *state.shape[1:]) for state in hidden_states)
         return audio_embeds, hidden_states
 
 
@@ -527,7 +527,6 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> AVCPNetModelOutput | tuple:
         r"""
         Args:
@@ -560,9 +559,9 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             # Mean over space and time (pooler_output), then over segments; the FC commutes with the mean.
             visual_embeds = self.visual_projection(encoded.pooler_output.view(batch_size, segments, -1).mean(dim=1))
             if output_hidden_states:
-                hidden_states = tuple(s.view(batch_size, segments, *s.shape[1:]) for s in encoded.hidden_states)
+                hidden_states = tuple(s.reshape(batch_size, segments, *s.shape[1:]) for s in encoded.hidden_states)
             if output_attentions:
-                attentions = tuple(a.view(batch_size, segments, *a.shape[1:]) for a in encoded.attentions)
+                attentions = tuple(a.reshape(batch_size, segments, *a.shape[1:]) for a in encoded.attentions)
 
         audio_embeds = audio_hidden_states = None
         has_audio = None
@@ -644,7 +643,6 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> AVCPNetVideoClassifierOutput | tuple:
         r"""
         Args:

@@ -215,6 +215,8 @@ def test_bad_inputs_raise_clear_errors(model, config):
         model(pixel_values_videos=inputs["pixel_values_videos"], input_features=inputs["input_features"][:1])
     with pytest.raises(ValueError, match="audio_mask must have shape"):
         model(**inputs, audio_mask=torch.tensor([True]))
+    with pytest.raises(TypeError, match="audio_masks"):  # a misspelt input is an error, not silently ignored
+        model(**inputs, audio_masks=torch.tensor([True, True]))
 
 
 def _reset_init_flags(module):
