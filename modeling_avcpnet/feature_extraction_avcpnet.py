@@ -62,6 +62,11 @@ class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
         """`(audio_segments, frames per segment, num_mfcc)` of one sample."""
         return self.audio_segments, self.audio_length // self.audio_segments, self.num_mfcc
 
+    @property
+    def needed_seconds(self) -> float:
+        """Seconds of audio that the centre-cropped `audio_length` MFCC frames cover (decoders may stop there)."""
+        return (self.audio_length * self.hop_length + self.n_fft) / self.sampling_rate
+
     def mfcc(self, waveform: Union[np.ndarray, torch.Tensor], sampling_rate: Optional[int] = None) -> torch.Tensor:
         """MFCC of a mono waveform `(samples,)` (or `(channels, samples)`, averaged): `(frames, num_mfcc)`."""
         wave = torch.as_tensor(np.asarray(waveform, dtype=np.float32) if not isinstance(waveform, torch.Tensor)

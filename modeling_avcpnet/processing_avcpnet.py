@@ -129,11 +129,15 @@ class AVCPNetProcessor(ProcessorMixin):
         """Frames `(S * F, H, W, 3)` uint8 (or None without a video) and a mono waveform at the feature
         extractor's rate (or None without audio) for one sample."""
         rate = self.feature_extractor.sampling_rate
+        # Only the central part of a long soundtrack reaches the (centre-cropped) features: decode just that, with a
+        # second to spare, so that a 10-minute file does not cost ten times a 1-minute one.
+        max_seconds = self.feature_extractor.needed_seconds + 1.0
         own_audio = video is not None and audio is None and _is_media_file(video)
         clip = None
         if video is not None:
             clip = self.video_processor.decode_clip(video, training=training, generator=generator,
-                                                    audio_sample_rate=rate if own_audio else None)
+                                                    audio_sample_rate=rate if own_audio else None,
+                                                    audio_max_seconds=max_seconds)
         if own_audio:
             waveform, problem, name = clip.audio, clip.audio_problem, clip.name
         elif audio is None:
@@ -150,7 +154,8 @@ class AVCPNetProcessor(ProcessorMixin):
             waveform = waveform if waveform.size else None
             name = clip.name if clip else "<waveform>"
         else:
-            with MediaReader(audio, require_video=False, audio_sample_rate=rate) as reader:
+            with MediaReader(audio, require_video=False, audio_sample_rate=rate,
+                             audio_max_seconds=max_seconds) as reader:
                 waveform, problem, name = reader.audio, reader.audio_problem, reader.name
         if waveform is None:
             warnings.warn(f"{name}: {problem}; using zero audio features (audio_mask False)", MissingAudioWarning,

@@ -96,13 +96,15 @@ class MediaReader:
         audio_sample_rate: when given, decode the first audio stream to mono float32 at this rate during the
             indexing pass (`self.audio`, shape `(samples,)`; `None` when there is no audio stream, with the reason in
             `self.audio_problem`).
+        audio_max_seconds: when given and the soundtrack is longer, decode only its central `audio_max_seconds`
+            (the features use a centre crop anyway), so that a 10-minute file costs about what a 1-minute one does.
         threads: decoder threads (0: FFmpeg picks, from the CPU count).
 
     Use as a context manager, or call `close()`.
     """
 
     def __init__(self, source: MediaSource, require_video: bool = True, audio_sample_rate: Optional[int] = None,
-                 threads: int = 0):
+                 audio_max_seconds: Optional[float] = None, threads: int = 0):
         self.name = describe_source(source)
         self.audio: Optional[np.ndarray] = None
         self.audio_problem: Optional[str] = None
@@ -110,7 +112,7 @@ class MediaReader:
         self._container = None
         self._open(source)
         try:
-            self._index_and_decode_audio(require_video, audio_sample_rate, threads)
+            self._index_and_decode_audio(require_video, audio_sample_rate, audio_max_seconds, threads)
         except BaseException:
             self.close()
             raise
@@ -143,7 +145,8 @@ class MediaReader:
         except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
             raise self._fail(f"not a readable media file ({_reason(error)})") from error
 
-    def _index_and_decode_audio(self, require_video: bool, audio_sample_rate: Optional[int], threads: int) -> None:
+    def _index_and_decode_audio(self, require_video: bool, audio_sample_rate: Optional[int],
+                                audio_max_seconds: Optional[float], threads: int) -> None:
         container = self._container
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -158,12 +161,11 @@ class MediaReader:
             video.thread_type = "AUTO"
             video.thread_count = threads
 
-        wanted = [stream for stream in (video, audio if audio_sample_rate is not None else None) if stream]
-        pts, keyframe_pts, missing_pts = [], [], 0
-        audio_chunks, resampler = [], None
+        track = None
         if audio is not None and audio_sample_rate is not None:
-            audio.thread_type = "AUTO"
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_sample_rate)
+            track = _AudioTrack(audio, audio_sample_rate, audio_max_seconds)
+        wanted = [stream for stream in (video, audio if track is not None else None) if stream]
+        pts, keyframe_pts, missing_pts = [], [], 0
         try:
             for packet in container.demux(wanted):
                 if packet.stream is video:
@@ -175,26 +177,14 @@ class MediaReader:
                     pts.append(packet.pts)
                     if packet.is_keyframe:
                         keyframe_pts.append(packet.pts)
-                elif resampler is not None and self.audio_problem is None:
-                    try:
-                        for frame in audio.decode(packet):
-                            audio_chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
-                    except av.FFmpegError as error:
-                        self.audio_problem = f"audio track cannot be decoded ({_reason(error)})"
+                elif track is not None:
+                    track.decode(packet)
         except av.FFmpegError as error:
             if video is not None and not pts:
                 raise self._fail(f"cannot be read ({_reason(error)})") from error
-            # A truncated file: keep what could be read; read_frames checks every frame it is asked for.
-        if resampler is not None and self.audio_problem is None:
-            try:
-                for frame in audio.decode(None):
-                    audio_chunks.extend(out.to_ndarray()[0] for out in resampler.resample(frame))
-                audio_chunks.extend(out.to_ndarray()[0] for out in resampler.resample(None))
-            except av.FFmpegError:
-                pass
-            self.audio = np.concatenate(audio_chunks).astype(np.float32, copy=False) if audio_chunks else None
-            if self.audio is None or self.audio.size == 0:
-                self.audio, self.audio_problem = None, "audio stream holds no decodable samples"
+            # A truncated file: keep what could be read; the frame count check below decides.
+        if track is not None:
+            self.audio, self.audio_problem = track.finish()
 
         if video is None:
             self.index = VideoIndex(np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -363,6 +353,70 @@ class MediaReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _AudioTrack:
+    """Decodes one audio stream, packet by packet, to mono float32 at `rate`; with `max_seconds`, only the
+    central `max_seconds` of a longer track (packets outside it are not decoded; a margin absorbs decoder warm-up)."""
+
+    MARGIN = 0.5  # seconds decoded beyond the window on each side, trimmed afterwards
+
+    def __init__(self, stream, rate: int, max_seconds: Optional[float]):
+        self.stream, self.rate = stream, rate
+        stream.thread_type = "AUTO"
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.chunks: list[np.ndarray] = []
+        self.first_time: Optional[float] = None
+        self.problem: Optional[str] = None
+        self.window: Optional[tuple[float, float]] = None
+        duration = _seconds(stream.duration, stream.time_base)
+        if duration is None and stream.container.duration:
+            duration = stream.container.duration / 1_000_000
+        if max_seconds and duration and duration > max_seconds + 4 * self.MARGIN:
+            begin = (_seconds(stream.start_time, stream.time_base) or 0.0) + (duration - max_seconds) / 2
+            self.window = (begin, begin + max_seconds)
+
+    def decode(self, packet) -> None:
+        """Decode one demuxed packet (empty end-of-stream packets are left to `finish`)."""
+        if self.problem is not None or packet.size == 0:
+            return
+        if self.window is not None and packet.pts is not None:
+            start = float(packet.pts * packet.time_base)
+            end = start + float((packet.duration or 0) * packet.time_base)
+            if end < self.window[0] - self.MARGIN or start > self.window[1] + self.MARGIN:
+                return
+        try:
+            self._collect(self.stream.decode(packet))
+        except av.FFmpegError as error:
+            self.problem = f"audio track cannot be decoded ({_reason(error)})"
+
+    def _collect(self, frames) -> None:
+        for frame in frames:
+            if self.first_time is None:
+                self.first_time = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+            self.chunks.extend(out.to_ndarray()[0] for out in self.resampler.resample(frame))
+
+    def finish(self) -> tuple[Optional[np.ndarray], Optional[str]]:
+        """`(waveform, None)`, or `(None, problem)` when the track could not be decoded (in full)."""
+        if self.problem is None:
+            try:
+                self._collect(self.stream.decode(None))  # flush the decoder
+                self.chunks.extend(out.to_ndarray()[0] for out in self.resampler.resample(None))  # and the resampler
+            except (av.FFmpegError, EOFError):
+                pass
+        if self.problem is not None:
+            return None, self.problem
+        samples = np.concatenate(self.chunks).astype(np.float32, copy=False) if self.chunks else None
+        if samples is not None and self.window is not None and self.first_time is not None:
+            offset = max(0, round((self.window[0] - self.first_time) * self.rate))
+            samples = samples[offset:offset + round((self.window[1] - self.window[0]) * self.rate)]
+        if samples is None or samples.size == 0:
+            return None, "audio stream holds no decodable samples"
+        return samples, None
+
+
+def _seconds(value, time_base) -> Optional[float]:
+    return float(value * time_base) if value is not None and time_base else None
 
 
 def _quarter_turns(frame: "av.VideoFrame") -> int:

@@ -152,11 +152,12 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
     # -- decoding -------------------------------------------------------------------------------------------------
 
     def decode_clip(self, video: Any, training: bool = False, generator: Optional[torch.Generator] = None,
-                    audio_sample_rate: Optional[int] = None) -> DecodedClip:
+                    audio_sample_rate: Optional[int] = None, audio_max_seconds: Optional[float] = None) -> DecodedClip:
         """Sample and decode the frames of one video (short side resized to `size["shortest_edge"]`).
 
         With `audio_sample_rate`, a media file's soundtrack is decoded in the same pass (mono float32 at that
-        rate) and returned as `clip.audio` (`None`, with the reason in `clip.audio_problem`, when it has none).
+        rate) and returned as `clip.audio` (`None`, with the reason in `clip.audio_problem`, when it has none);
+        `audio_max_seconds` limits that to the central part of a longer soundtrack.
         Raises `VideoDecodingError` for media that cannot be used.
         """
         shortest_edge = self.size.shortest_edge if self.do_resize else None
@@ -167,7 +168,7 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
         if isinstance(video, (np.ndarray, torch.Tensor)):
             return self._sample_array(video, training, generator, shortest_edge)
         with MediaReader(video, require_video=True, audio_sample_rate=audio_sample_rate,
-                         threads=self.decode_threads) as reader:
+                         audio_max_seconds=audio_max_seconds, threads=self.decode_threads) as reader:
             indices = self.sample_indices(reader.num_frames, training, generator)
             frames = reader.read_frames(indices, shortest_edge=shortest_edge)
             return DecodedClip(reader.name, frames, indices, reader.num_frames, reader.audio, reader.audio_problem)
@@ -219,7 +220,7 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
         height, width = frames.shape[1:3]
         scale = shortest_edge / min(height, width)
         target = [max(1, round(height * scale)), max(1, round(width * scale))]
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        tensor = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)
         resized = tvF.resize(tensor, target, interpolation=tvF.InterpolationMode.BILINEAR, antialias=True)
         return resized.permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -229,7 +230,7 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
                        generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Crop, augment (training) and normalise sampled frames `(S * F, H, W, 3)` uint8 into
         `(num_segments, frames_per_segment, 3, crop_height, crop_width)` float32."""
-        video = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+        video = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)  # (T, 3, H, W)
         crop_h, crop_w = self.crop_size.height, self.crop_size.width
         if training:
             video = self._random_crop(video, crop_h, crop_w, generator)

@@ -339,3 +339,13 @@ def test_loads_with_trust_remote_code_next_to_the_model_in_a_fresh_process(proce
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
                             env=environment, timeout=300)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_long_soundtrack_features_match_the_full_waveform(processor, media, tmp_path):
+    # The processor decodes only the central seconds of a long soundtrack that the centre-cropped MFCC covers.
+    seconds = np.arange(20 * 44100) / 44100
+    chirp = (0.3 * np.sin(2 * np.pi * (200 * seconds + 45 * seconds**2))).astype(np.float32)
+    soundtrack = write_clip(tmp_path / "long.m4a", audio=chirp[None])
+    from_file = processor(videos=[media["av"]], audio=[soundtrack])["input_features"]
+    from_waveform = processor.feature_extractor([chirp])["input_features"]
+    assert (from_file - from_waveform).abs().mean() < 0.02 * from_waveform.abs().mean()

@@ -224,3 +224,17 @@ def test_bytes_and_file_objects(media):
         np.testing.assert_array_equal(reader.read_frames([60, 3]), reference[[60, 3]])
     with pytest.raises(VideoDecodingError, match="bytes in memory>: no data"):
         MediaReader(b"")
+
+
+@pytest.mark.parametrize("extension", ["m4a", "mp3"])
+def test_long_soundtrack_decodes_only_its_central_window(tmp_path, extension):
+    seconds = np.arange(20 * 44100) / 44100
+    chirp = (0.3 * np.sin(2 * np.pi * (200 * seconds + 45 * seconds**2))).astype(np.float32)[None]
+    path = write_clip(tmp_path / f"long.{extension}", audio=chirp)
+    with MediaReader(path, require_video=False, audio_sample_rate=44100) as reader:
+        full = reader.audio
+    with MediaReader(path, require_video=False, audio_sample_rate=44100, audio_max_seconds=5.0) as reader:
+        window = reader.audio
+    # Seconds 7.5 to 12.5 of the track, sample for sample the same as in the full decode.
+    assert len(window) == 5 * 44100
+    np.testing.assert_allclose(window, full[int(7.5 * 44100):int(12.5 * 44100)], atol=1e-5)
