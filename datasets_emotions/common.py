@@ -236,7 +236,9 @@ def probe_clip(path: str) -> Optional[str]:
 # ---- cache hash -----------------------------------------------------------------------------------------------
 def _module_sources(builder_cls) -> Iterable[bytes]:
     seen = set()
-    modules = [cls.__module__ for cls in inspect.getmro(builder_cls) if cls.__module__.startswith("datasets_emotions")]
+    # every module of the class hierarchy except the datasets library itself (a user's subclass counts too)
+    modules = [cls.__module__ for cls in inspect.getmro(builder_cls)
+               if cls.__module__ not in ("builtins", "abc") and not cls.__module__.startswith("datasets.")]
     modules += list(builder_cls.EXTRA_HASH_MODULES)
     for name in modules:
         if name in seen:

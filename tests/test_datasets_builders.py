@@ -255,3 +255,36 @@ def test_split_list_layouts(tmp_path, clip, name, classes):
         load_dataset(name, data_dir=str(data), cache_dir=str(tmp_path / "c"))
     with pytest.raises(DataDirError, match=r"(?s)none of the split lists.*trainlist01.txt"):
         load_dataset(name, data_dir=str(data / classes[0]))
+
+
+# ---- cache hash ---------------------------------------------------------------------------------------------------
+def test_cache_hash_follows_builder_source_version_and_data(tmp_path, monkeypatch, clip):
+    """An edited builder, another package version or changed data never reuse an old cache folder."""
+    import importlib
+    import sys
+
+    from datasets_emotions import common
+
+    module_path = tmp_path / "edited_builder.py"
+    module_path.write_text("from datasets_emotions.caer import CaerBuilder\n\nclass EditedBuilder(CaerBuilder):\n"
+                           "    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("edited_builder")
+    data = tmp_path / "CAER"
+    put(clip, data / "train" / "Happy" / "0001.avi")
+    first = common.builder_hash(module.EditedBuilder, str(data))
+    assert common.builder_hash(module.EditedBuilder, str(data)) == first  # stable
+    module_path.write_text(module_path.read_text() + "    LABEL_ALIASES = {'angry': 'anger', 'mad': 'anger'}\n")
+    importlib.reload(module)
+    edited = common.builder_hash(module.EditedBuilder, str(data))
+    assert edited != first
+    put(clip, data / "train" / "Happy" / "0002.avi")  # new clip in a second-level folder
+    assert common.builder_hash(module.EditedBuilder, str(data)) != edited
+    monkeypatch.setattr(common, "package_version", lambda: "99.0")
+    assert common.builder_hash(module.EditedBuilder, str(data)) not in (first, edited)
+    sys.modules.pop("edited_builder", None)
+    # the hash is the cache folder: a new clip gives a new, complete dataset instead of the stale one
+    before = load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))
+    put(clip, data / "train" / "Happy" / "0003.avi")
+    after = load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))
+    assert (before["train"].num_rows, after["train"].num_rows) == (2, 3)
