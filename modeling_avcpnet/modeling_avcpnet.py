@@ -22,7 +22,8 @@ Design decisions where the paper is silent (documented here and in the docstring
   cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
   their `visual_logits` and their `fused_embeds` are their `visual_embeds`. Their `audio_embeds` are zeros and their
   `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
-  (see `loss_avcpnet.py`).
+  (see `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and
+  they are left out of its loss.
 - `fusion_type` (table 8 of the paper); every variant first applies a linear layer per modality (`v`, `a`) and
   outputs `hidden_size` features:
   `sum` = v + a (eq. 8, the paper's choice); `ew_sum` = v * a, the element-wise (Hadamard) product: eq. 8 is already
@@ -409,6 +410,7 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "audio")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _no_split_modules = ["VideoSwinLayer", "AVCPNetAudioResNetBlock", "AVCPNetFusion"]
     # The loss is a mean over the batch (EP-CE weights per sample), not a sum over items to be normalised.
     accepts_loss_kwargs = False
 
