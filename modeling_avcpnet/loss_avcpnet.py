@@ -166,6 +166,13 @@ def compute_multitask_loss(
     if not present:
         raise ValueError("compute_multitask_loss: outputs carry no logits")
     reference = next(iter(present.values()))
+    if getattr(config, "problem_type", None) not in (None, "single_label_classification"):
+        raise ValueError(f"compute_multitask_loss: AV-CPNet's EP-CE loss is single-label classification, but "
+                         f"config.problem_type is {config.problem_type!r}")
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"compute_multitask_loss: labels must be integer class ids of shape (batch,), got "
+                         f"{labels.dtype} {tuple(labels.shape)}")
     labels = labels.to(reference.device).long()
     if labels.shape != reference.shape[:1]:
         raise ValueError(f"compute_multitask_loss: labels must be (batch,) = {tuple(reference.shape[:1])}, "

@@ -126,3 +126,11 @@ def test_single_modality_has_one_unweighted_branch():
     total, branches = compute_multitask_loss({"logits": logits, "audio_logits": logits}, labels, audio, mask)
     assert list(branches) == ["audio"]
     torch.testing.assert_close(total, ep_ce_loss(logits[:2], labels[:2], audio.polarity_ids, audio.ep_ce_gammas))
+
+
+def test_multitask_loss_refuses_what_it_cannot_compute():
+    outputs = _outputs(2)
+    with pytest.raises(ValueError, match="integer class ids"):
+        compute_multitask_loss(outputs, torch.tensor([0.0, 1.0]), AVCPNetConfig.tiny())
+    with pytest.raises(ValueError, match="problem_type"):
+        compute_multitask_loss(outputs, torch.tensor([0, 1]), AVCPNetConfig.tiny(problem_type="regression"))

@@ -3,6 +3,7 @@ audio mask, fusion variants, save/load (also through the Auto classes in a fresh
 gradient checkpointing, and the ResNet weight conversion. Tiny config throughout."""
 
 import copy
+import inspect
 import json
 import os
 import shutil
@@ -45,6 +46,8 @@ def model(config):
 
 
 def test_forward_shapes_and_loss(model, config):
+    for model_class in (AVCPNetModel, AVCPNetForVideoClassification):  # as transformers' main-input-name check
+        assert list(inspect.signature(model_class.forward).parameters)[1] == model_class.main_input_name
     inputs = make_inputs(config)
     labels = torch.tensor([0, 4])
     with torch.no_grad():
@@ -278,6 +281,9 @@ def test_gradient_checkpointing_gives_the_same_gradients(config):
     loss = checkpointed(**inputs, labels=labels).loss
     loss.backward()
     assert calls.count("audio") == 2 and calls.count("visual") == 2
+    disable = getattr(checkpointed, "activation_checkpointing_disable", None) or checkpointed.gradient_checkpointing_disable
+    disable()
+    assert not any(m.gradient_checkpointing for m in layers)
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
 
