@@ -349,3 +349,17 @@ def test_long_soundtrack_features_match_the_full_waveform(processor, media, tmp_
     from_file = processor(videos=[media["av"]], audio=[soundtrack])["input_features"]
     from_waveform = processor.feature_extractor([chirp])["input_features"]
     assert (from_file - from_waveform).abs().mean() < 0.02 * from_waveform.abs().mean()
+
+
+def test_variable_frame_rate_and_rotated_files_give_the_reference_frames(media, tmp_path):
+    frames = media["frames"]
+    times = np.concatenate([[0.0], np.cumsum(np.random.default_rng(1).uniform(0.005, 0.1, 74))])
+    vfr = write_clip(tmp_path / "vfr.mp4", frames, fps=30, gop_size=10, frame_times=times)
+    rotated = write_clip(tmp_path / "rotated.mp4", frames, fps=30, gop_size=10, rotation=90)
+    video_processor = AVCPNetVideoProcessor(do_resize=False, num_segments=4, frames_per_segment=3)
+    for path, turns in ((vfr, 0), (rotated, 1)):
+        clip = video_processor.decode_clip(path)
+        reference, _ = load_video(path, backend="pyav")
+        upright = np.stack([np.rot90(frame, k=turns) for frame in reference])
+        np.testing.assert_array_equal(clip.frames, upright[clip.indices])
+    assert clip.frames.shape[1:] == (64, 48, 3)  # the rotated clip comes out portrait
