@@ -15,6 +15,7 @@ Both models compute the same thing: features after the final LayerNorm pooled ov
   i.e. the activations, gradients and workspaces that the call adds.
 
 Usage: python benchmarks/bench_backbone.py [--batch 16 --frames 8 --size 112 --repeats 5 --threads 2]
+       [--modes forward forward+backward] [--attn-implementation sdpa|eager]
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def make_clips(args) -> torch.Tensor:
 def measure_times(args) -> dict:
     models = build_models(args.attn_implementation)
     clips = make_clips(args)
-    times = {mode: {name: [] for name in MODELS} for mode in MODES}
-    for mode in MODES:
+    times = {mode: {name: [] for name in MODELS} for mode in args.modes}
+    for mode in args.modes:
         for name in MODELS:
             run_once(name, models[name], clips, mode)  # warm-up
         for _ in range(args.repeats):
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--attn-implementation", default="sdpa", choices=("sdpa", "eager"))
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--child-model", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--child-mode", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -139,11 +141,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"input ({args.batch}, 3, {args.frames}, {args.size}, {args.size}), {args.threads} threads, "
           f"torch {torch.__version__}, attn_implementation={args.attn_implementation}")
-    memory = {mode: {name: measure_peak_memory(args, name, mode) for name in MODELS} for mode in MODES}
+    memory = {mode: {name: measure_peak_memory(args, name, mode) for name in MODELS} for mode in args.modes}
     times = measure_times(args)
     header = f"{'mode':<18}{'ours s':>10}{'tv s':>10}{'time ratio':>12}{'ours MiB':>11}{'tv MiB':>10}{'mem ratio':>11}"
     print(header)
-    for mode in MODES:
+    for mode in args.modes:
         t, m = times[mode], memory[mode]
         print(f"{mode:<18}{t['ours']:>10.3f}{t['torchvision']:>10.3f}{t['ours'] / t['torchvision']:>12.3f}"
               f"{m['ours']:>11.0f}{m['torchvision']:>10.0f}{m['ours'] / m['torchvision']:>11.3f}")

@@ -225,33 +225,68 @@ class VideoSwinAttention(nn.Module):
             raise ValueError(
                 f"VideoSwinEncoder supports attn_implementation {ATTENTION_IMPLEMENTATIONS}, got {implementation!r}"
             )
-        use_sdpa = implementation == "sdpa" and not output_attentions
-        # PyTorch's CPU SDPA kernels cannot differentiate through attn_mask: it would then run its generic math
-        # kernel, which is slower and keeps more memory than the eager path below. Use SDPA wherever it is fused.
-        if use_sdpa and attention_bias.requires_grad and torch.is_grad_enabled() and windows.device.type == "cpu":
-            use_sdpa = False
-
+        attention_bias = attention_bias.to(query.dtype)
         attention_probs = None
-        if use_sdpa:
+        if implementation == "sdpa" and not output_attentions:
             if attention_bias.shape[0] == 1:  # one bias for all windows: batch over (batch * windows)
                 shape, mask = (batch_size * num_windows, self.num_heads, volume, -1), attention_bias
-            else:  # a bias per window: batch over images, (windows * heads) as the head axis
+            else:  # a bias per window: batch over clips, (windows * heads) as the head axis
                 shape = (batch_size, num_windows * self.num_heads, volume, -1)
                 mask = attention_bias.reshape(1, num_windows * self.num_heads, volume, volume)
-            context = F.scaled_dot_product_attention(
-                query.view(shape), key.view(shape), value.view(shape), attn_mask=mask.to(query.dtype),
-                dropout_p=dropout, scale=self.scaling,
-            )
+            query, key, value = query.view(shape), key.view(shape), value.view(shape)
+            if mask.requires_grad and torch.is_grad_enabled() and query.device.type == "cpu" and dropout == 0.0:
+                # PyTorch's fused CPU kernel cannot differentiate its attn_mask (it would fall back to the math kernel
+                # that keeps the probabilities): fused forward, backward that recomputes them.
+                context = _CPUAttentionWithTrainableBias.apply(query, key, value, mask, self.scaling)
+            else:
+                context = F.scaled_dot_product_attention(
+                    query, key, value, attn_mask=mask, dropout_p=dropout, scale=self.scaling
+                )
             context = context.view(batch_size, num_windows, self.num_heads, volume, self.head_dim)
         else:
             scores = torch.matmul(query, key.transpose(-2, -1)).mul_(self.scaling)
-            scores = scores + attention_bias  # (num_windows | 1, heads, N, N) broadcast over the batch
-            attention_probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-            context = torch.matmul(F.dropout(attention_probs, p=dropout, training=self.training), value)
+            scores = scores.add_(attention_bias)  # (num_windows | 1, heads, N, N) broadcast over the batch
+            attention_probs = F.softmax(scores, dim=-1)
+            if dropout > 0.0:
+                context = torch.matmul(F.dropout(attention_probs, p=dropout, training=True), value)
+            else:
+                context = torch.matmul(attention_probs, value)
             if not output_attentions:
                 attention_probs = None
         context = context.transpose(2, 3).reshape(batch_size, num_windows, volume, dim)
         return self.proj(context), attention_probs
+
+
+class _CPUAttentionWithTrainableBias(torch.autograd.Function):
+    """`softmax(q k^T * scale + bias) v` with a gradient for `bias`, memory-lean on CPU.
+
+    The forward is PyTorch's fused (flash) SDPA kernel, which keeps no `N x N` probabilities; the backward recomputes
+    them from q, k and the bias. Inputs: q, k, v `(batch, heads, N, head_dim)`, bias broadcastable to
+    `(batch, heads, N, N)` with a batch axis of 1.
+    """
+
+    @staticmethod
+    def forward(ctx, query, key, value, bias, scaling):
+        output = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, scale=scaling)
+        ctx.save_for_backward(query, key, value, bias)
+        ctx.scaling = scaling
+        return output
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        query, key, value, bias = ctx.saved_tensors
+        scaling = ctx.scaling
+        probs = torch.softmax(torch.matmul(query, key.transpose(-2, -1)).mul_(scaling).add_(bias), dim=-1)
+        grad_value = torch.matmul(probs.transpose(-2, -1), grad_output)
+        grad_scores = torch._softmax_backward_data(
+            torch.matmul(grad_output, value.transpose(-2, -1)), probs, -1, probs.dtype
+        )
+        del probs
+        grad_query = torch.matmul(grad_scores, key).mul_(scaling)
+        grad_key = torch.matmul(grad_scores.transpose(-2, -1), query).mul_(scaling)
+        grad_bias = grad_scores.sum(0, keepdim=True) if ctx.needs_input_grad[3] else None
+        return grad_query, grad_key, grad_value, grad_bias, None
 
 
 class VideoSwinMLP(nn.Module):

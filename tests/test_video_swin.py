@@ -75,8 +75,9 @@ def test_parity_with_torchvision(small_torchvision, attn_implementation, shape):
 
 
 def test_parity_with_torchvision_gradients(small_torchvision):
-    """Training-mode parity: the same gradients as torchvision for every converted parameter, through SDPA (bias
-    tables frozen, so PyTorch runs its fused kernel) and through the eager path (everything trainable)."""
+    """Training-mode parity: the same gradients as torchvision for every converted parameter, through the eager
+    path, through SDPA with trainable bias tables (fused forward, recomputing backward) and through SDPA with frozen
+    tables (PyTorch's own fused backward)."""
     clips = torch.randn(SHAPES["not_divisible_by_window"])
     reference = small_torchvision.train()
     reference.zero_grad()
@@ -84,7 +85,7 @@ def test_parity_with_torchvision_gradients(small_torchvision):
     expected = convert_torchvision_state_dict({name: p.grad for name, p in reference.named_parameters()
                                                if not name.startswith("head.")})
     reference.eval()
-    for attn_implementation, freeze_tables in (("eager", False), ("sdpa", True)):
+    for attn_implementation, freeze_tables in (("eager", False), ("sdpa", False), ("sdpa", True)):
         encoder = encoder_from_torchvision(small_torchvision, attn_implementation).train()
         for name, parameter in encoder.named_parameters():
             parameter.requires_grad_(not (freeze_tables and name.endswith("relative_position_bias_table")))
