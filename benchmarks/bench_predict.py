@@ -1,6 +1,6 @@
 """Throughput of `avcpnet predict` with a tiny model on 200 generated 10-s clips, with 0 and 2 decoding workers.
 
-    .venv/bin/python benchmarks/bench_predict.py [--clips 200] [--workers 0 2] [--batch_size 8]
+    .venv/bin/python benchmarks/bench_predict.py [--clips 200] [--workers 0 2] [--batch_size 8] [--threads N]
 
 Generates (once, cached under /tmp/avcpnet_bench_predict) small 10-s H.264/AAC clips (96x128, 30 fps, a keyframe
 every 60 frames, frame-threaded encoding as phones write them) and a tiny AV-CPNet checkpoint, then runs the real
@@ -72,11 +72,11 @@ SUMMARY = re.compile(r"(?P<labelled>\d+) labelled(?: \([^)]*\))?, (?P<failed>\d+
                      r"\(decode (?P<decode>[\d.]+) s, waiting for data (?P<wait>[\d.]+) s, model (?P<model>[\d.]+) s\)")
 
 
-def run_command(clips: str, checkpoint: str, workers: int, batch_size: int) -> dict[str, float]:
+def run_command(clips: str, checkpoint: str, workers: int, batch_size: int, threads: int) -> dict[str, float]:
     output = os.path.join(CACHE, f"predictions_w{workers}.csv")
     command = [sys.executable, "-m", "modeling_avcpnet.cli", "predict", clips, "--model", checkpoint,
                "--output", output, "--overwrite", "--quiet", "--device", "cpu",
-               "--batch_size", str(batch_size), "--num_workers", str(workers)]
+               "--batch_size", str(batch_size), "--num_workers", str(workers), "--threads", str(threads)]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=0, help="the command's --threads (0: its default)")
     args = parser.parse_args()
 
     clips = make_clips(args.clips)
@@ -102,15 +103,16 @@ def main() -> None:
     if len(available) != args.clips:
         raise SystemExit(f"{clips} holds {len(available)} clips, expected {args.clips}; remove it to regenerate")
 
+    threads = f"--threads {args.threads}" if args.threads else "default --threads (cores - workers)"
     print(f"{args.clips} clips of {SECONDS} s, {WIDTH}x{HEIGHT} {FPS} fps H.264 + AAC; tiny AV-CPNet "
-          f"(AVCPNetConfig.tiny()); batch size {args.batch_size}; {os.cpu_count()} CPU cores, load average "
+          f"(AVCPNetConfig.tiny()); batch size {args.batch_size}; {threads}; {os.cpu_count()} CPU cores, load average "
           f"{os.getloadavg()[0]:.1f} at start (other processes share the cores)")
     header = (f"{'workers':>7} {'wall s':>7} {'clips/s':>8} {'loop clips/s':>12} {'decode s':>9} {'wait s':>7} "
               f"{'model s':>8} {'decode share':>12} {'speed-up':>8}")
     print(header)
     baseline = None
     for workers in args.workers:
-        numbers = run_command(clips, checkpoint, workers, args.batch_size)
+        numbers = run_command(clips, checkpoint, workers, args.batch_size, args.threads)
         if numbers["labelled"] != args.clips:
             raise SystemExit(f"only {numbers['labelled']:.0f} of {args.clips} clips were labelled")
         end_to_end = args.clips / numbers["wall"]

@@ -21,6 +21,7 @@ import warnings as warnings_module
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts")
@@ -295,6 +296,9 @@ def predict(args: argparse.Namespace) -> tuple[int, PredictSummary]:
     if not paths:
         print("error: no input files found", file=sys.stderr)
         return 2, PredictSummary()
+    # Decoding workers run single-threaded (DataLoader's default); give the main process the remaining cores, since
+    # oversubscribed intra-op threads slow small CPU ops down several times over.
+    torch.set_num_threads(args.threads or max(1, torch.get_num_threads() - args.num_workers))
     pipe = load_pipeline(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
     # Clips without sound are expected here and reported in the has_audio column, not as one warning per file.
     from .processing_avcpnet import MissingAudioWarning
@@ -347,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", "--batch-size", type=int, default=8, help="clips per model forward")
     p.add_argument("--num_workers", "--num-workers", type=int, default=0,
                    help="DataLoader worker processes that decode videos (0: decode in the main process)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads of the main process (default: the cores minus --num_workers, at least 1); "
+                        "1 is fastest on a busy shared machine")
     p.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: an accelerator if any)")
     p.add_argument("--extensions", default=",".join(VIDEO_EXTENSIONS),
                    help="comma-separated extensions looked for in folders")
@@ -362,10 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "predict":
-        if args.batch_size < 1 or args.num_workers < 0:
-            print("error: --batch_size must be >= 1 and --num_workers >= 0", file=sys.stderr)
+        if args.batch_size < 1 or args.num_workers < 0 or args.threads < 0:
+            print("error: --batch_size must be >= 1, --num_workers and --threads >= 0", file=sys.stderr)
             return 2
-        code, _ = predict(args)
+        threads = torch.get_num_threads()
+        try:
+            code, _ = predict(args)
+        finally:
+            torch.set_num_threads(threads)  # predict() sets the main process's threads; callers keep theirs
         return code
     return 2
 
