@@ -93,6 +93,20 @@ def test_pipeline_inputs_bytes_single_and_top_k(checkpoint):
     assert len(classifier(path, top_k=2)["labels"]) == 2
     assert len(classifier(path, top_k=100)["labels"]) == 6
 
+    # A separate soundtrack (as in the eMotions release, frames + mp3) for a clip that has none of its own.
+    silent = checkpoint["clips"][2]
+    soundtrack = write_clip(os.path.join(os.path.dirname(silent), "soundtrack.m4a"), audio=tone(500, 2.0, 16000),
+                            sample_rate=16000)
+    result = classifier({"video": silent, "audio": soundtrack}, top_k=6)
+    inputs = checkpoint["processor"](videos=[silent], audio=[soundtrack], training=False, return_tensors="pt")
+    with torch.no_grad():
+        expected = checkpoint["model"](**inputs).logits.softmax(-1)[0]
+    labels = checkpoint["model"].config.id2label
+    got = {item["label"]: item["score"] for item in result["labels"]}
+    assert result["has_audio"] is True
+    torch.testing.assert_close(torch.tensor([got[labels[i]] for i in range(len(labels))]), expected,
+                               atol=1e-5, rtol=1e-4)
+
 
 def test_unreadable_input_names_the_file(checkpoint, tmp_path):
     bad = tmp_path / "not_a_video.mp4"
