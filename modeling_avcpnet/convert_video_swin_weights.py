@@ -18,9 +18,12 @@ window size). Any other unrecognised key is an error.
 Usage:
 
     python -m modeling_avcpnet.convert_video_swin_weights --source torchvision --checkpoint swin3d_t-7615ae03.pth \
-        --output_dir avcpnet-swin3d_t [--config path/to/config.json]
+        --output_dir avcpnet-swin3d_t [--config path/to/config.json | --base_model avcpnet-resnet34]
 
-writes an AV-CPNet checkpoint folder (safetensors) whose visual encoder holds the converted weights.
+writes an AV-CPNet checkpoint folder (safetensors) whose visual encoder holds the converted weights; the config's
+Swin fields must match the checkpoint (the default config is the paper's Swin-T = torchvision's swin3d_t).
+`--base_model` starts from an existing AV-CPNet folder (e.g. the output of `convert_resnet_weights`) instead of a
+fresh model, so that both branches can come from pretrained weights.
 """
 
 from __future__ import annotations
@@ -276,12 +279,18 @@ def load_into_visual_encoder(model, backbone_state_dict: dict[str, torch.Tensor]
     encoder.load_state_dict(backbone_state_dict, strict=True)
 
 
-def write_avcpnet_checkpoint(backbone_state_dict: dict[str, torch.Tensor], config, output_dir: str):
-    """Build `AVCPNetForVideoClassification(config)`, load the backbone weights strictly into its visual encoder and
-    `save_pretrained(output_dir)`. The other branches keep their fresh initialisation. Returns the model."""
+def write_avcpnet_checkpoint(
+    backbone_state_dict: dict[str, torch.Tensor], config, output_dir: str, base_model: str | None = None
+):
+    """Build `AVCPNetForVideoClassification(config)` (or load it from the AV-CPNet folder `base_model`, e.g. the
+    output of `convert_resnet_weights`), load the backbone weights strictly into its visual encoder and
+    `save_pretrained(output_dir)`. The other branches keep their initialisation. Returns the model."""
     from .modeling_avcpnet import AVCPNetForVideoClassification
 
-    model = AVCPNetForVideoClassification(config)
+    if base_model is not None:
+        model = AVCPNetForVideoClassification.from_pretrained(base_model)
+    else:
+        model = AVCPNetForVideoClassification(config)
     load_into_visual_encoder(model, backbone_state_dict)
     model.save_pretrained(output_dir)
     return model
@@ -305,11 +314,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="state dict file (.pth/.pt/.bin/.safetensors) or folder")
     parser.add_argument("--output_dir", required=True, help="folder to write the AV-CPNet checkpoint to")
     parser.add_argument("--config", default=None, help="AVCPNetConfig json (or folder); default: the paper's config")
+    parser.add_argument("--base_model", default=None,
+                        help="an AV-CPNet checkpoint folder to start from (its visual encoder is replaced)")
     args = parser.parse_args(argv)
+    if args.config is not None and args.base_model is not None:
+        parser.error("give --config or --base_model, not both")
 
-    config = _load_config(args.config)
+    config = AVCPNetConfig.from_pretrained(args.base_model) if args.base_model else _load_config(args.config)
     backbone = convert_state_dict(load_checkpoint(args.checkpoint), args.source, config)
-    write_avcpnet_checkpoint(backbone, config, args.output_dir)
+    write_avcpnet_checkpoint(backbone, config, args.output_dir, base_model=args.base_model)
     print(f"wrote {args.output_dir}: {len(backbone)} visual-encoder tensors converted from {args.source}")
 
 

@@ -293,3 +293,39 @@ def test_outputs_attentions_and_errors():
     encoder.config._attn_implementation = "flash_attention_2"
     with pytest.raises(ValueError, match="attn_implementation"):
         encoder(clips)
+
+
+def test_command_line_writes_avcpnet_checkpoint(tmp_path):
+    """`python -m modeling_avcpnet.convert_video_swin_weights` (its `main`) writes an AV-CPNet folder whose visual
+    encoder reproduces the source torchvision model."""
+    from modeling_avcpnet.convert_video_swin_weights import main
+    from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
+
+    config = AVCPNetConfig.tiny()
+    torch.manual_seed(0)
+    source = randomize_(SwinTransformer3d(
+        patch_size=config.patch_size, embed_dim=config.embed_dim, depths=config.depths, num_heads=config.num_heads,
+        window_size=config.window_size, stochastic_depth_prob=0.0, num_classes=7,
+    )).eval()
+    torch.save(source.state_dict(), tmp_path / "swin3d.pth")
+    config.to_json_file(tmp_path / "config.json")
+    output_dir = tmp_path / "avcpnet"
+    main(["--source", "torchvision", "--checkpoint", str(tmp_path / "swin3d.pth"), "--output_dir", str(output_dir),
+          "--config", str(tmp_path / "config.json")])
+    assert (output_dir / "model.safetensors").is_file()
+    model = AVCPNetForVideoClassification.from_pretrained(output_dir).eval()
+    clips = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        expected = torchvision_features(source, clips)[1]
+        assert (model.avcpnet.visual_encoder(clips).pooler_output - expected).abs().max() < TOLERANCE
+    # --base_model: start from that folder, replace the visual encoder (here by the same weights, official layout).
+    torch.save({"state_dict": torchvision_to_official(source.state_dict())}, tmp_path / "official.pth")
+    main(["--source", "official", "--checkpoint", str(tmp_path / "official.pth"),
+          "--output_dir", str(tmp_path / "again"), "--base_model", str(output_dir)])
+    again = AVCPNetForVideoClassification.from_pretrained(tmp_path / "again")
+    assert all(torch.equal(tensor, again.state_dict()[name]) for name, tensor in model.state_dict().items())
+    AVCPNetConfig.tiny(embed_dim=32).to_json_file(tmp_path / "wider.json")
+    with pytest.raises(ValueError, match="do not fit the visual encoder"):
+        main(["--source", "torchvision", "--checkpoint", str(tmp_path / "swin3d.pth"),
+              "--output_dir", str(tmp_path / "wrong"), "--config", str(tmp_path / "wider.json")])
+    assert not (tmp_path / "wrong").exists()
