@@ -186,13 +186,14 @@ class PredictSummary:
     def line(self, output: str) -> str:
         done = self.labelled + len(self.failed)
         labelled = f"{self.labelled} labelled" + (f" ({self.without_audio} without audio)" if self.without_audio else "")
-        parts = [f"{self.found} files", labelled, f"{len(self.failed)} unreadable"]
+        unreadable = f"{len(self.failed)} unreadable"
+        if self.failed:
+            names = ", ".join(os.path.basename(path) for path in self.failed[:3])
+            unreadable += f" ({names}{', ...' if len(self.failed) > 3 else ''}: see the error column)"
+        parts = [f"{self.found} files", labelled, unreadable]
         if self.skipped:
             parts.append(f"{self.skipped} already in the output (skipped)")
         text = "avcpnet predict: " + ", ".join(parts)
-        if self.failed:
-            names = ", ".join(os.path.basename(path) for path in self.failed[:3])
-            text += f" ({names}{', ...' if len(self.failed) > 3 else ''}: see the error column)"
         if done:
             text += (f"; {done / max(self.wall_seconds, 1e-9):.2f} clips/s (decode {self.decode_seconds:.1f} s, "
                      f"waiting for data {self.wait_seconds:.1f} s, model {self.model_seconds:.1f} s)")
@@ -241,7 +242,16 @@ def predict_files(pipe, paths: list[str], writer: RowWriter, batch_size: int = 8
     loader = DataLoader(ClipDataset(pipe.processor, paths), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=keep_as_list, persistent_workers=False)
     start = time.perf_counter()
-    with tqdm(total=len(paths), unit="clip", desc="predict", disable=not progress) as bar:
+    try:
+        _label_batches(pipe, loader, writer, summary, tqdm(total=len(paths), unit="clip", desc="predict",
+                                                           disable=not progress))
+    finally:
+        summary.wall_seconds += time.perf_counter() - start
+    return summary
+
+
+def _label_batches(pipe, loader, writer: RowWriter, summary: PredictSummary, bar) -> None:
+    with bar:
         iterator = iter(loader)
         while True:
             waited = time.perf_counter()
@@ -262,8 +272,6 @@ def predict_files(pipe, paths: list[str], writer: RowWriter, batch_size: int = 8
                     summary.labelled += 1
                     summary.without_audio += not row["has_audio"]
             bar.update(len(items))
-    summary.wall_seconds += time.perf_counter() - start
-    return summary
 
 
 def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False):
@@ -330,6 +338,9 @@ def predict(args: argparse.Namespace) -> tuple[int, PredictSummary]:
     try:
         predict_files(pipe, remaining, writer, batch_size=args.batch_size, num_workers=args.num_workers,
                       progress=not args.quiet, summary=summary)
+    except KeyboardInterrupt:
+        print(f"interrupted; {summary.line(args.output)}; run the same command again to resume", file=sys.stderr)
+        return 130, summary
     finally:
         writer.close()
     print(summary.line(args.output))
