@@ -139,7 +139,8 @@ SAMPLE_TEMPLATE = """---
 
 A small, deterministic, generated audio-visual set in the six eMotions classes, for tests, demos and the README's
 tiny training job. Nothing in it is real footage; it is produced by `datasets_emotions.sample_media` from a seed
-in a few seconds and cached (`load_dataset("sample")`).
+(about 60 ms of CPU per clip, most of it AAC encoding, so well under a minute; `num_proc=2` splits the work) and
+cached under the datasets cache folder (`load_dataset("sample")`).
 
 ## Design
 
@@ -176,7 +177,9 @@ the clip), `label`, `polarity`, `video_id`, `split`, `visual_cue`, `audio_cue`, 
 SAMPLE_NUMBERS = """Logistic regression on hand features of the decoded default set (train 336 -> test 72; the check in
 `tests/test_datasets_sample.py` runs it on the same test split with a smaller train split): mean hue (cos, sin)
 of the saturated pixels of the centre crop alone 0.50 test accuracy; MFCC means (torchaudio, 20 coefficients) of
-the centre 0.74 s alone 0.29; both together 0.97 (70/72, the ceiling)."""
+the centre 0.74 s alone 0.29; both together 0.97 (70/72, the ceiling). The pitch factor is also linearly
+separable (accuracy 1.0, 60 train -> 40 test clips) from the time-averaged `input_features` that
+`AVCPNetProcessor.from_model_config(AVCPNetConfig.tiny())` computes (44.1 kHz, 32 MFCC, 64 centre frames)."""
 
 
 def _table(rows) -> str:
