@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from transformers import PreTrainedConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 EMOTIONS_LABELS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
 EMOTIONS_POLARITY = {
@@ -123,10 +126,18 @@ class AVCPNetConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.label2id is None or set(self.label2id) != set(self.id2label.values()):
             self.label2id = {label: index for index, label in self.id2label.items()}
+        labels = set(self.id2label.values())
         if self.label2polarity is None:
-            labels = set(self.id2label.values())
             # The eMotions map by default; other label sets must bring their own (unknown labels: neutral).
             self.label2polarity = {label: EMOTIONS_POLARITY.get(label, "neutral") for label in sorted(labels)}
+        elif set(self.label2polarity) != labels:
+            # A stored map that no longer matches the labels (e.g. `from_pretrained(..., num_labels=3)`): keep what
+            # still applies and say which labels the EP-CE loss will treat as neutral.
+            missing = sorted(labels - set(self.label2polarity))
+            if missing:
+                logger.warning(f"AVCPNetConfig.label2polarity has no polarity for {missing}: treated as neutral by "
+                               "the EP-CE loss. Pass label2polarity with the new labels to set them.")
+            self.label2polarity = {label: self.label2polarity.get(label, "neutral") for label in sorted(labels)}
         if self.ep_ce_gammas is None:
             self.ep_ce_gammas = {polarity: 0.5 for polarity in POLARITIES}
         if self.branch_loss_weights is None:
@@ -178,16 +189,9 @@ class AVCPNetConfig(PreTrainedConfig):
             fail("fusion_type", f"must be one of {', '.join(FUSION_TYPES)}, got {self.fusion_type!r}")
         if self.modalities not in MODALITIES:
             fail("modalities", f"must be one of {', '.join(MODALITIES)}, got {self.modalities!r}")
-        labels = set(self.id2label.values())
-        missing = sorted(labels - set(self.label2polarity))
-        if missing:
-            fail("label2polarity", f"has no polarity for labels {missing}")
         unknown = {label: p for label, p in self.label2polarity.items() if p not in POLARITIES}
         if unknown:
             fail("label2polarity", f"polarities must be one of {POLARITIES}, got {unknown}")
-        extra = sorted(set(self.label2polarity) - labels)
-        if extra:
-            fail("label2polarity", f"names labels that are not in id2label: {extra}")
         if set(self.ep_ce_gammas) != set(POLARITIES) or min(self.ep_ce_gammas.values()) < 0:
             fail("ep_ce_gammas", f"must give a non-negative gamma for each of {POLARITIES}, got {self.ep_ce_gammas}")
         if set(self.branch_loss_weights) != set(BRANCHES) or min(self.branch_loss_weights.values()) < 0:
@@ -207,7 +211,7 @@ class AVCPNetConfig(PreTrainedConfig):
     @property
     def polarity_ids(self) -> list[int]:
         """Polarity index (into `POLARITIES`) of each label id, in label-id order."""
-        return [POLARITIES.index(self.label2polarity[self.id2label[i]]) for i in range(len(self.id2label))]
+        return [POLARITIES.index(self.label2polarity.get(self.id2label[i], "neutral")) for i in range(len(self.id2label))]
 
     @classmethod
     def tiny(cls, **kwargs) -> "AVCPNetConfig":
