@@ -68,7 +68,8 @@ def make_checkpoint() -> str:
     return folder
 
 
-SUMMARY = re.compile(r"(?P<labelled>\d+) labelled(?: \([^)]*\))?, (?P<failed>\d+) unreadable.*; (?P<rate>[\d.]+) clips/s "
+SUMMARY = re.compile(r"(?P<labelled>\d+) labelled(?: \([^)]*\))?, (?P<failed>\d+) unreadable.*; "
+                     r"(?P<rate>[\d.]+) clips/s "
                      r"\(decode (?P<decode>[\d.]+) s, waiting for data (?P<wait>[\d.]+) s, model (?P<model>[\d.]+) s\)")
 
 

@@ -185,7 +185,9 @@ class PredictSummary:
 
     def line(self, output: str) -> str:
         done = self.labelled + len(self.failed)
-        labelled = f"{self.labelled} labelled" + (f" ({self.without_audio} without audio)" if self.without_audio else "")
+        labelled = f"{self.labelled} labelled"
+        if self.without_audio:
+            labelled += f" ({self.without_audio} without audio)"
         unreadable = f"{len(self.failed)} unreadable"
         if self.failed:
             names = ", ".join(os.path.basename(path) for path in self.failed[:3])

@@ -15,8 +15,6 @@ from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
 from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -47,7 +45,8 @@ def setup(tmp_path_factory):
     classifier = AVCPNetPipeline(model=model, processor=processor, device="cpu")
     expected = {path: classifier(path, top_k=6) for path in [*good, silent]}
     return {"root": root, "checkpoint": checkpoint, "videos": str(videos), "good": good, "silent": silent,
-            "corrupt": str(corrupt), "empty": str(empty), "expected": expected, "labels": list(config.id2label.values())}
+            "corrupt": str(corrupt), "empty": str(empty), "expected": expected,
+            "labels": list(config.id2label.values())}
 
 
 def read_csv(path):
