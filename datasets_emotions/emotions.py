@@ -39,7 +39,14 @@ import datasets
 
 from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
-from .common import SPLIT_ALIASES, DirectoryIndex, LabelError, read_class_index, read_split_list
+from .common import (
+    SPLIT_ALIASES,
+    VIDEO_EXTENSIONS,
+    DirectoryIndex,
+    LabelError,
+    read_class_index,
+    read_split_list,
+)
 from .split_lists import SplitListBuilder, SplitListConfig
 
 logger = logging.getLogger(__name__)
@@ -121,9 +128,10 @@ Raw-video layout:
                                     "trainlist01.txt / testlist01.txt (release layout).")
 
     def find_media(self, index: DirectoryIndex, root: str, class_folder: str, name: str):
-        frames = os.path.join(root, FRAMES_DIR, class_folder, name)
+        stem = os.path.splitext(name)[0] if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS else name
+        frames = os.path.join(root, FRAMES_DIR, class_folder, stem)  # lists may name the clip, frames are by stem
         if os.path.isdir(frames):
-            mp3 = os.path.join(root, AUDIO_DIR, class_folder, name + ".mp3")
+            mp3 = os.path.join(root, AUDIO_DIR, class_folder, stem + ".mp3")
             return {"video": frames, "audio": mp3 if os.path.isfile(mp3) else ""}
         return super().find_media(index, root, class_folder, name) or super().find_media(
             index, os.path.join(root, "videos"), class_folder, name)
@@ -148,7 +156,8 @@ Raw-video layout:
                 if media is None:
                     missing.append(f"{class_folder}/{name}")
                     continue
-                rows.append(self.make_row(media["video"], label, name, media["audio"]))
+                video_id = os.path.splitext(name)[0] if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS else name
+                rows.append(self.make_row(media["video"], label, video_id, media["audio"]))
             splits[split] = rows
         return splits
 

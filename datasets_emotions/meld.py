@@ -119,7 +119,12 @@ class MeldBuilder(EmotionDatasetBuilder):
             for line, record in enumerate(reader, 2):
                 source = f"{path}:{line}"
                 label = self.resolve_label(record[target], source)
-                video_id = f"dia{int(record['Dialogue_ID'])}_utt{int(record['Utterance_ID'])}"
+                try:
+                    numbers = {column: int(record[column]) for column in ("Dialogue_ID", "Utterance_ID", "Season",
+                                                                         "Episode")}
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"{source}: expected integer ids, got {error}") from None
+                video_id = f"dia{numbers['Dialogue_ID']}_utt{numbers['Utterance_ID']}"
                 file_name = video_id + ".mp4"
                 if file_name not in present:
                     skipped["missing"].append(f"{folder_name}/{file_name}")
@@ -133,10 +138,10 @@ class MeldBuilder(EmotionDatasetBuilder):
                     video, label, video_id,
                     utterance=record["Utterance"], speaker=record["Speaker"],
                     emotion=record["Emotion"].strip().lower(), sentiment=record["Sentiment"].strip().lower(),
-                    dialogue_id=int(record["Dialogue_ID"]), utterance_id=int(record["Utterance_ID"]),
-                    season=int(record["Season"]), episode=int(record["Episode"]),
+                    dialogue_id=numbers["Dialogue_ID"], utterance_id=numbers["Utterance_ID"],
+                    season=numbers["Season"], episode=numbers["Episode"],
                     start_time=record["StartTime"], end_time=record["EndTime"],
-                    sr_no=int(record.get("Sr No.") or -1),
+                    sr_no=int(record.get("Sr No.") or -1),  # -1: a copy without the running number
                 ))
         return rows
 

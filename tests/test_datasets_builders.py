@@ -100,7 +100,7 @@ def test_emotions_variants_sampled_and_shipped(tmp_path, clip):
     again = load_dataset("emotions", "balanced", data_dir=str(data), split="train", cache_dir=str(tmp_path / "c2"))
     assert sorted(again["video_id"]) == sorted(balanced["train"]["video_id"])
     # shipped lists win over sampling
-    write(data / "trainlist01_balanced.txt", "Fear/train_fear_0\nTension/train_tension_3\n")
+    write(data / "trainlist01_balanced.txt", "Fear/train_fear_0.mp4\nTension/train_tension_3\n")  # with/without ext
     write(data / "testlist01_balanced.txt", "Neutral/test_neutral_0\n")
     shipped = load_dataset("emotions", "balanced", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert sorted(shipped["train"]["video_id"]) == ["train_fear_0", "train_tension_3"]
@@ -224,6 +224,9 @@ def test_meld_configs_metadata_and_bad_clips(tmp_path, clip):
     assert sentiment["label"] == [0, 1, 2, 0, 2, 2, 2] and sentiment["polarity"] == sentiment["label"]
     write(tmp_path / "MELD" / "test_sent_emo.csv", MELD_HEADER + '1,Hi,Joey,bored,neutral,0,0,1,1,"0","1"\n')
     with pytest.raises(LabelError, match=r"test_sent_emo.csv:2: label 'bored' is not one of"):
+        load_dataset("meld", data_dir=str(tmp_path / "MELD"), cache_dir=str(tmp_path / "c"))
+    write(tmp_path / "MELD" / "test_sent_emo.csv", MELD_HEADER + '1,Hi,Joey,joy,positive,x1,0,1,1,"0","1"\n')
+    with pytest.raises(ValueError, match=r"test_sent_emo.csv:2: expected integer ids"):
         load_dataset("meld", data_dir=str(tmp_path / "MELD"), cache_dir=str(tmp_path / "c"))
 
 
