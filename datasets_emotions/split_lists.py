@@ -19,7 +19,6 @@ from .common import (
     EmotionDatasetBuilder,
     EmotionDatasetConfig,
     LabelError,
-    normalise_label,
     read_class_index,
     read_split_list,
 )
@@ -104,4 +103,4 @@ class SplitListBuilder(EmotionDatasetBuilder):
         return generators
 
 
-__all__ = ["SplitListBuilder", "SplitListConfig", "normalise_label"]
+__all__ = ["SplitListBuilder", "SplitListConfig"]
