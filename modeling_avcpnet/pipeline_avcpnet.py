@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoModelForVideoClassification, Pipeline
+from transformers import AutoModelForVideoClassification, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
@@ -88,11 +88,16 @@ class AVCPNetPipeline(Pipeline):
 
     def __init__(self, model, processor=None, **kwargs):
         if processor is None:
-            name = getattr(model, "name_or_path", "") or "the model"
-            message = missing_processor_message(name) if isinstance(name, str) else None
+            # `pipeline()` swallows processor loading errors for optional components: say what went wrong.
+            name = str(getattr(model, "name_or_path", "") or "")
+            message = missing_processor_message(name) if name else None
+            if message is None and name:
+                try:
+                    AutoProcessor.from_pretrained(name)
+                except Exception as error:  # noqa: BLE001 (reported, with its type, in the message below)
+                    message = f"the processor saved with {name} could not be loaded ({type(error).__name__}: {error})"
             raise ValueError(
-                message
-                or f"no AVCPNetProcessor could be loaded for {name}; pass `processor=` or save one next to the model"
+                message or f"no AVCPNetProcessor for {name or 'this model'}: pass `processor=` to the pipeline"
             )
         super().__init__(model=model, processor=processor, **kwargs)
         self._forward_input_names = set(inspect.signature(self.model.forward).parameters)
