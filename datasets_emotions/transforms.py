@@ -17,17 +17,24 @@ def _media(entry):
     return entry or None
 
 
-def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> Callable[[dict], dict]:
-    """A function from a batch of dataset rows (dict of lists with ``video``, ``audio``, ``label``) to model inputs:
+class BatchTransform:
+    """A batch of dataset rows (dict of lists with ``video``, ``audio``, ``label``) -> model inputs:
     ``pixel_values_videos`` (B, S, F, 3, H, W), ``input_features`` (B, A, T, n_mfcc), ``audio_mask`` (B,) and
     ``labels`` (B,) long. An empty ``audio`` entry means "take the soundtrack from the video file". Entries may also
-    be ``{"bytes", "path"}`` dicts, as in an export loaded back with plain ``datasets.load_dataset``."""
+    be ``{"bytes", "path"}`` dicts, as in an export loaded back with plain ``datasets.load_dataset``.
 
-    def transform(batch: dict) -> dict:
+    A class rather than a closure so that it pickles (DataLoader workers started with ``spawn``).
+    """
+
+    def __init__(self, processor: Callable, training: bool, **processor_kwargs):
+        self.processor, self.training, self.processor_kwargs = processor, training, processor_kwargs
+
+    def __call__(self, batch: dict) -> dict:
         videos = [_media(entry) for entry in batch["video"]]
         audio = [_media(entry) for entry in batch.get("audio") or [None] * len(videos)]
         audio = audio if any(entry is not None for entry in audio) else None
-        features = processor(videos=videos, audio=audio, training=training, return_tensors="pt", **processor_kwargs)
+        features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
+                                  **self.processor_kwargs)
         outputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
         if "label" in batch:
             labels = torch.as_tensor(batch["label"], dtype=torch.long)
@@ -35,7 +42,9 @@ def make_batch_transform(processor: Callable, training: bool, **processor_kwargs
             outputs["labels"] = labels[torch.as_tensor(kept, dtype=torch.long)] if kept is not None else labels
         return outputs
 
-    return transform
+
+def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> BatchTransform:
+    return BatchTransform(processor, training, **processor_kwargs)
 
 
 def with_processor(dataset: Union[datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict,
