@@ -44,7 +44,8 @@ def _open(source: Any):
     if isinstance(source, (bytes, bytearray)):
         return av.open(io.BytesIO(source)), "<bytes>"
     if not isinstance(source, (str, os.PathLike)) or not str(source):
-        raise MediaDecodingError(f"expected a media path, bytes or {{'path', 'bytes'}} dict, got {type(source).__name__}")
+        raise MediaDecodingError(f"expected a media path, bytes or {{'path', 'bytes'}} dict, "
+                                 f"got {type(source).__name__}")
     if not os.path.exists(source):
         raise MediaDecodingError(f"{source}: file not found")
     try:

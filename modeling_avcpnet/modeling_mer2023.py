@@ -77,7 +77,8 @@ class AttentionGuidedFeatureGathering(nn.Module):
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """states `(batch, N, D)` -> fused `(batch, D)`, weights `(batch, N)` (rows sum to one)."""
         if states.dim() != 3 or states.shape[1] != self.num_inputs:
-            raise ValueError(f"AFG expects states of shape (batch, {self.num_inputs}, hidden), got {tuple(states.shape)}")
+            raise ValueError(f"AFG expects states of shape (batch, {self.num_inputs}, hidden), "
+                             f"got {tuple(states.shape)}")
         weights = torch.softmax(self.score(states.flatten(1)), dim=-1)
         fused = torch.einsum("bn,bnd->bd", weights, states)
         return fused, weights
@@ -266,7 +267,9 @@ class MER2023ForEmotionValence(MER2023PreTrainedModel):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         decoder_class = MER2023JointDecoder if config.decoder_type == "jdev" else MER2023BaselineDecoder
         self.decoder = decoder_class(config)
-        self.uncertainty = UncertaintyWeightedLoss(config.uncertainty_init) if config.loss_type == "uncertainty" else None
+        self.uncertainty = (
+            UncertaintyWeightedLoss(config.uncertainty_init) if config.loss_type == "uncertainty" else None
+        )
         self.post_init()
 
     def save_pretrained(self, *args, **kwargs):
@@ -274,7 +277,8 @@ class MER2023ForEmotionValence(MER2023PreTrainedModel):
         # (save_pretrained itself only writes the auto_map entry of the saved class).
         if self._auto_class is not None:
             module = MER2023Model.__module__.rsplit(".", 1)[-1]
-            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), "AutoModel": f"{module}.MER2023Model"}
+            auto_map = getattr(self.config, "auto_map", None) or {}
+            self.config.auto_map = {**auto_map, "AutoModel": f"{module}.MER2023Model"}
         return super().save_pretrained(*args, **kwargs)
 
     def compute_loss(
