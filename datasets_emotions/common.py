@@ -233,6 +233,16 @@ def probe_clip(path: str) -> Optional[str]:
     return None
 
 
+def probe_clips(paths: list[str], workers: int = 4) -> list[Optional[str]]:
+    """``probe_clip`` over many files with a few threads (FFmpeg releases the GIL while it reads headers)."""
+    if len(paths) < 2 * workers:
+        return [probe_clip(path) for path in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(probe_clip, paths, chunksize=32))
+
+
 # ---- cache hash -----------------------------------------------------------------------------------------------
 def _module_sources(builder_cls) -> Iterable[bytes]:
     seen = set()

@@ -295,3 +295,19 @@ def test_cache_hash_follows_builder_source_version_and_data(tmp_path, monkeypatc
     put(clip, data / "train" / "Happy" / "0003.avi")
     after = load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert (before["train"].num_rows, after["train"].num_rows) == (2, 3)
+
+
+def test_probe_clips_threaded_matches_serial(tmp_path, clip):
+    from datasets_emotions.common import probe_clip, probe_clips
+
+    paths = []
+    for k in range(12):
+        if k % 5 == 3:
+            write(tmp_path / f"bad{k}.mp4", "not a video" * k)
+            paths.append(str(tmp_path / f"bad{k}.mp4"))
+        else:
+            paths.append(put(clip, tmp_path / f"good{k}.mp4"))
+    threaded = probe_clips(paths, workers=2)
+    assert threaded == [probe_clip(path) for path in paths]
+    assert [problem is None for problem in threaded] == [k % 5 != 3 for k in range(12)]
+    assert threaded[3].startswith("unreadable (")
