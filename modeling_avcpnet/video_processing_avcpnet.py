@@ -1,6 +1,7 @@
 """Video processor for AV-CPNet: segment-based frame sampling straight from video files, crop and normalise.
 
-A clip of `N` frames is split into `num_segments` equal-duration segments; from each, `frames_per_segment`
+A clip of `N` frames is split into `num_segments` segments of equal frame counts (equal durations at a constant
+frame rate; variable frame rate files are split by frame count too); from each, `frames_per_segment`
 consecutive frames are taken, at a random offset when training and centred when evaluating. Clips with fewer than
 `num_segments * frames_per_segment` frames are loop-padded (frame indices wrap around), as in the public code.
 Only the sampled frames are decoded (see `video_decoding_avcpnet.MediaReader`), resized so that their short side is
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -24,12 +25,9 @@ import torchvision.transforms.v2.functional as tvF
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import PILImageResampling
 from transformers.processing_utils import VideosKwargs
-from transformers.utils import logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from .video_decoding_avcpnet import MediaReader, VideoDecodingError
-
-logger = logging.get_logger(__name__)
 
 FRAME_FILE_PATTERN = re.compile(r"^(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 
@@ -69,7 +67,6 @@ class DecodedClip:
     num_frames: int
     audio: Optional[np.ndarray] = None
     audio_problem: Optional[str] = None
-    extra: dict = field(default_factory=dict)
 
 
 class AVCPNetVideoProcessor(BaseVideoProcessor):
