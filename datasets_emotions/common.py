@@ -233,9 +233,11 @@ def probe_clip(path: str) -> Optional[str]:
     return None
 
 
-def probe_clips(paths: list[str], workers: int = 4) -> list[Optional[str]]:
-    """``probe_clip`` over many files with a few threads (FFmpeg releases the GIL while it reads headers)."""
-    if len(paths) < 2 * workers:
+def probe_clips(paths: list[str], workers: int = 1) -> list[Optional[str]]:
+    """``probe_clip`` over many files, serially (``workers=1``) or on a few threads (FFmpeg releases the GIL while
+    it reads headers). On the shared 2-core benchmark machine threads gave no reliable gain and a few MB more peak
+    memory, so the builders probe serially."""
+    if workers <= 1 or len(paths) < 2 * workers:
         return [probe_clip(path) for path in paths]
     from concurrent.futures import ThreadPoolExecutor
 

@@ -12,7 +12,7 @@ sadness/anger/fear/disgust negative and surprise neutral by default (surprise is
 
 Bad rows: the real release misses one dev clip and has one corrupt train clip. Every clip is probed while the
 splits are planned (``common.probe_clip``: PyAV opens the container and reads the stream headers, no decoding,
-a few milliseconds per clip, on 4 threads); rows whose clip is missing or unreadable are skipped, all of them counted in one
+a few milliseconds per clip); rows whose clip is missing or unreadable are skipped, all of them counted in one
 warning. A label outside the config's label set is an error naming the CSV, the line and the label.
 """
 
