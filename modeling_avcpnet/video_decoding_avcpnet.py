@@ -324,7 +324,7 @@ class MediaReader:
                     return False
                 first_pts = None
             index = targets.get(frame.pts)
-            if index is not None:
+            if index is not None and not frame.is_corrupt:  # a concealed, damaged frame counts as not decoded
                 decoded[index] = convert(frame)
             if frame.pts >= last_pts:
                 break
@@ -337,7 +337,7 @@ class MediaReader:
         self._container.seek(0)
         for position, frame in enumerate(self._container.decode(self._video)):
             self.frames_decoded += 1
-            if position in wanted_set:
+            if position in wanted_set and not frame.is_corrupt:
                 decoded[position] = convert(frame)
             if position >= last:
                 break

@@ -238,3 +238,17 @@ def test_long_soundtrack_decodes_only_its_central_window(tmp_path, extension):
     # Seconds 7.5 to 12.5 of the track, sample for sample the same as in the full decode.
     assert len(window) == 5 * 44100
     np.testing.assert_allclose(window, full[int(7.5 * 44100):int(12.5 * 44100)], atol=1e-5)
+
+
+def test_damaged_bytes_raise_for_the_damaged_frames_only(tmp_path):
+    path = write_clip(tmp_path / "clip.mp4", moving_square_frames(60, 96, 128), fps=30, gop_size=30)
+    data = bytearray(open(path, "rb").read())
+    start = int(len(data) * 0.3)  # inside the first GOP's packets
+    data[start:start + 400] = np.random.default_rng(0).integers(0, 256, 400, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    reference, _ = load_video(path, backend="pyav")
+    with MediaReader(damaged) as reader:
+        np.testing.assert_array_equal(reader.read_frames([45, 59]), reference[[45, 59]])  # the intact GOP
+        with pytest.raises(VideoDecodingError, match="damaged.mp4: .*(cannot be decoded|corrupt)"):
+            reader.read_frames(range(30))
