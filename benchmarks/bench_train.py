@@ -113,6 +113,7 @@ def trainer_loop(config, state_dict, dataset, batch_size, steps, lr, warmup, wor
         trainer = (trainer_class or train_hf.EPCETrainer)(model=model, args=args, train_dataset=dataset,
                                                           callbacks=[timer])
         trainer.train()
+    trainer.step_times = timer.times
     return throughput(timer.times, batch_size, warmup), trainer
 
 
@@ -174,10 +175,8 @@ def main():
     for workers in args.workers:
         speed, run = trainer_loop(config, state_dict, train, args.batch_size, args.data_steps, 1e-3, args.warmup,
                                   workers=workers, trainer_class=DataWaitTrainer)
-        loop_seconds = run.state.log_history[-1]["train_runtime"] if run.state.log_history else float("nan")
-        total = time.perf_counter() - run.loop_started if run.loop_started else loop_seconds
-        # train_runtime includes the setup; measure from the first batch request instead
-        share = run.data_seconds / total
+        # from the first batch request to the end of the last step (the Trainer's setup left out)
+        share = run.data_seconds / (run.step_times[-1] - run.loop_started)
         print(f"| {workers} | {speed:.1f} | {100 * share:.0f}% |")
 
 
