@@ -267,7 +267,10 @@ class _CPUAttentionWithTrainableBias(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, key, value, bias, scaling):
-        output = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, scale=scaling)
+        # Detached: SDPA picks its math kernel for inputs flagged requires_grad, even with grad mode off.
+        output = F.scaled_dot_product_attention(
+            query.detach(), key.detach(), value.detach(), attn_mask=bias.detach(), scale=scaling
+        )
         ctx.save_for_backward(query, key, value, bias)
         ctx.scaling = scaling
         return output
@@ -277,6 +280,7 @@ class _CPUAttentionWithTrainableBias(torch.autograd.Function):
     def backward(ctx, grad_output):
         query, key, value, bias = ctx.saved_tensors
         scaling = ctx.scaling
+        grad_output = grad_output.contiguous()  # strided gradients send bmm down a slow per-matrix path
         probs = torch.softmax(torch.matmul(query, key.transpose(-2, -1)).mul_(scaling).add_(bias), dim=-1)
         grad_value = torch.matmul(probs.transpose(-2, -1), grad_output)
         grad_scores = torch._softmax_backward_data(
@@ -430,11 +434,18 @@ class VideoSwinEncoder(nn.Module):
     Reads the Swin fields of the config (`patch_size`, `embed_dim`, `depths`, `num_heads`, `window_size`, `mlp_ratio`,
     `qkv_bias`, `drop_path_rate`, `hidden_dropout_prob`, `attention_probs_dropout_prob`, `layer_norm_eps`,
     `num_channels`) and `config._attn_implementation` (`"sdpa"`, the default, or `"eager"`; only the eager path
-    returns attention probabilities, so `output_attentions=True` runs it).
+    returns attention probabilities, so `output_attentions=True` runs it). The attention is PyTorch's fused SDPA with
+    the relative position bias and the shifted-window mask as `attn_mask`; on CPU, where that kernel cannot
+    differentiate its mask, training uses the same fused forward with a backward that recomputes the probabilities
+    (the eager path would keep them: about 25% more peak memory for Swin-T).
+
+    The weights are initialised by the owning `PreTrainedModel`, whose `_init_weights` calls
+    [`init_video_swin_weights`]; a bare encoder keeps PyTorch's defaults (and zero bias tables) until then.
 
     Example:
 
     ```python
+    >>> import torch
     >>> from modeling_avcpnet import AVCPNetConfig
     >>> from modeling_avcpnet.modeling_video_swin import VideoSwinEncoder
     >>> encoder = VideoSwinEncoder(AVCPNetConfig.tiny()).eval()
