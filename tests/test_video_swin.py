@@ -78,7 +78,7 @@ def test_parity_with_torchvision_gradients(small_torchvision):
     """Training-mode parity: the same gradients as torchvision for every converted parameter, through the eager
     path, through SDPA with trainable bias tables (fused forward, recomputing backward) and through SDPA with frozen
     tables (PyTorch's own fused backward)."""
-    clips = torch.randn(SHAPES["not_divisible_by_window"])
+    clips = torch.randn(SHAPES["not_divisible_by_window"])[:1]
     reference = small_torchvision.train()
     reference.zero_grad()
     torchvision_features(reference, clips)[1].square().sum().backward()
@@ -223,7 +223,7 @@ def test_swin2d_inflation_matches_2d_model_on_static_clip(old_names):
 def test_gradient_checkpointing_gives_same_gradients(use_reentrant):
     config = make_config(drop_path_rate=0.1, attention_probs_dropout_prob=0.1)
     encoder = randomize_(VideoSwinEncoder(config)).train()
-    clips = torch.randn(3, 3, 6, 40, 40)
+    clips = torch.randn(3, 3, 4, 24, 24)  # tokens (2, 6, 6): shifted and padded windows (2, 5, 5)
 
     def gradients():
         encoder.zero_grad()
