@@ -87,6 +87,10 @@ def test_arguments_from_yaml_with_command_line_overrides(tmp_path):
     assert training_args.output_dir == "b" and training_args.lr_scheduler_kwargs == {"min_lr_rate": 0.01}
     assert train_hf._as_mapping(model_args.ep_ce_gammas, train_hf.POLARITIES, "g") == {
         "positive": 0.0, "neutral": 0.5, "negative": 1.0}
+    # the shipped configs parse
+    for shipped in ("sample.yaml", "emotions.yaml"):
+        _, _, shipped_args = train_hf.parse_arguments([str(REPO / "configs" / shipped)])
+        assert shipped_args.weight_decay == 0.02 and not shipped_args.remove_unused_columns
     config.write_text("learning_rte: 0.5\n")
     with pytest.raises(ValueError, match="unknown arguments.*learning_rte"):
         train_hf.parse_arguments([str(config)])
