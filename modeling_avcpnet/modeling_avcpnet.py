@@ -217,6 +217,11 @@ class AVCPNetAudioResNet(nn.Module):
         return self.pooler(hidden_state).flatten(1), hidden_states
 
 
+class AVCPNetSegmentMixer(nn.Linear):
+    """The fully connected layer of the temporal attention, mixing the segment scores; its own class so that
+    `_init_weights` can give it a unit bias."""
+
+
 class AVCPNetAudioTemporalAttention(nn.Module):
     r"""
     Temporal attention over the audio segments (paper section 4.1, after VAANet): a 1x1 convolution scores each
@@ -229,7 +234,7 @@ class AVCPNetAudioTemporalAttention(nn.Module):
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.score = nn.Conv1d(config.hidden_size, 1, kernel_size=1, bias=False)
-        self.mixer = nn.Linear(config.audio_segments, config.audio_segments)
+        self.mixer = AVCPNetSegmentMixer(config.audio_segments, config.audio_segments)
         self.activation = nn.ReLU()
 
     def forward(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -419,10 +424,17 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
         """Initialise every parameter and re-create every buffer of `module` (the Video Swin's own modules are
         delegated to `init_video_swin_weights`): truncated normal (std `initializer_range`) for linear and 1-D/3-D
         convolution weights, He normal (fan-out, as torchvision's and transformers' ResNet) for the audio ResNet's
-        2-D convolutions, zero biases, unit norms with reset running statistics."""
+        2-D convolutions, zero biases, unit norms with reset running statistics, and a unit bias on the audio
+        temporal attention's mixer (so that it starts as a temporal mean rather than dead)."""
         if init_video_swin_weights(module, self.config):
             return
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
+        if isinstance(module, AVCPNetSegmentMixer):
+            # With a zero bias the ReLU'd attention weights start at ~1e-5 (half exactly 0): the audio embedding and
+            # its gradient vanish and the audio branch never learns. A unit bias starts the temporal attention as a
+            # plain mean over the segments, which the scores then learn to reweight.
+            init.trunc_normal_(module.weight, std=self.config.initializer_range)
+            init.ones_(module.bias)
+        elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
             init.trunc_normal_(module.weight, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)

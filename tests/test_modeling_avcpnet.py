@@ -430,3 +430,32 @@ def test_convert_resnet_weights(config, tmp_path):
         convert_resnet_main(["--checkpoint", str(tmp_path / "bottleneck"), "--output_dir", str(tmp_path / "x")])
     with pytest.raises(ValueError, match="audio_hidden_sizes"):
         convert_resnet_main(["--checkpoint", str(tmp_path / "resnet"), "--output_dir", str(tmp_path / "x")])
+
+
+def test_audio_branch_starts_alive_and_learns_a_pitch_like_cue():
+    """A fresh audio-only model must learn a cue that lives only in the MFCC features. (With a zero-bias temporal
+    attention its ReLU'd weights start at ~0, the audio embedding has no gradient and the loss stays at ln C.)"""
+    torch.manual_seed(0)
+    config = AVCPNetConfig.tiny(modalities="audio", id2label={0: "low", 1: "high"},
+                                label2polarity={"low": "neutral", "high": "neutral"})
+    model = AVCPNetForVideoClassification(config)
+    weights = model.avcpnet.audio_encoder.temporal_attention(torch.randn(4, config.audio_segments,
+                                                                        config.hidden_size))[1]
+    assert weights.min() > 0.5, "temporal attention must start as a (near) uniform mean"
+
+    generator = torch.Generator().manual_seed(0)
+    time = config.audio_length // config.audio_segments
+    labels = torch.arange(32) % 2
+    features = torch.randn(32, config.audio_segments, time, config.num_mfcc, generator=generator)
+    features[:, :, :, :4] += (labels * 2.0 - 1.0).view(-1, 1, 1, 1)  # the class shifts the low coefficients
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(25):
+        loss = model(input_features=features, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(input_features=features).logits.argmax(-1) == labels).float().mean().item()
+    assert loss.item() < 0.5 and accuracy == 1.0
