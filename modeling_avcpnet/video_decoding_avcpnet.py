@@ -199,7 +199,9 @@ class MediaReader:
         if not pts:
             raise self._fail("video stream has no frames")
         declared = video.frames or 0
-        if declared > len(pts):
+        # One frame of slack: FFmpeg's AVI muxer (and so some real .avi files, e.g. CAER) declares one frame more
+        # than it stores; a truncated download loses far more than that.
+        if declared > len(pts) + 1:
             # A file cut short (e.g. an interrupted download of an mp4 whose index comes first): sampling from the
             # readable part would silently give the wrong frames for the clip.
             raise self._fail(f"truncated or corrupt: the header declares {declared} video frames but only "

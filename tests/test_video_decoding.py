@@ -209,6 +209,18 @@ def test_truncated_file_with_index_up_front_raises(tmp_path):
         MediaReader(path)
 
 
+def test_avi_declaring_one_frame_more_than_it_stores_is_read(tmp_path):
+    # FFmpeg's AVI muxer (as in real .avi releases such as CAER) declares one more frame than the file stores.
+    path = write_clip(tmp_path / "clip.avi", moving_square_frames(12, 48, 64), fps=12, video_codec="mpeg4",
+                      audio=tone(300, 1.0), audio_codec="mp3")
+    with av.open(path) as container:
+        assert container.streams.video[0].frames == 13
+    with MediaReader(path) as reader:
+        assert reader.num_frames == 12
+        frames = reader.read_frames(list(range(12)))
+    assert len(frames) == 12
+
+
 def test_out_of_range_indices_raise(media):
     with MediaReader(media["plain"]) as reader, pytest.raises(VideoDecodingError, match=r"plain.mp4: frame indices"):
         reader.read_frames([75])
