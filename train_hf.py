@@ -15,6 +15,11 @@ What it adds to the stock `Trainer` (`EPCETrainer`):
   accuracy of each branch, and writes a confusion matrix (PNG + JSON) and a per-class report;
 - fine-tuning on another label set re-initialises the heads and takes the new dataset's polarity map;
 - `--push_to_hub` uploads model, processor, custom code and a model card whose `model-index` holds the results.
+
+`--model_type mer2023` trains the second seed system instead (`MER2023ForEmotionValence`, the MER 2023 hierarchical
+audio-visual fusion with joint emotion/valence decoding) on deep features of `--audio_backbone`/`--vision_backbone`
+computed once with `datasets.map` and cached; its loss (eq. 9, or CE + MSE) is the model's own, taken in the same
+`compute_loss`, and evaluation reports the challenge metric `weighted_F1 - 0.25 * valence MSE`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from transformers.trainer_utils import get_last_checkpoint
 logger = logging.getLogger("train_hf")
 
 BRANCHES = ("fusion", "visual", "audio")
+MER2023_LOSS_TERMS = ("emotion", "valence")  # logged next to the MER 2023 total loss
+MODEL_TYPES = ("avcpnet", "mer2023")
 POLARITIES = ("positive", "neutral", "negative")
 HUB_CARD_TEMPLATE = Path(__file__).resolve().parent / "hub_cards" / "model_card_template.md"
 
@@ -50,6 +57,11 @@ HUB_CARD_TEMPLATE = Path(__file__).resolve().parent / "hub_cards" / "model_card_
 class ModelArguments:
     """Which model to build or load, and the loss settings."""
 
+    model_type: str = field(
+        default="avcpnet",
+        metadata={"help": "avcpnet (AV-CPNet on raw clips) or mer2023 (the MER 2023 system on cached deep features "
+                          "of --audio_backbone/--vision_backbone)."},
+    )
     model_name_or_path: Optional[str] = field(
         default=None,
         metadata={"help": "Checkpoint to start from (local folder or Hub id). Without it a fresh model is built "
@@ -90,6 +102,21 @@ class ModelArguments:
     )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow Hub code for --model_name_or_path."})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    # ---- --model_type mer2023 ----
+    audio_backbone: Optional[str] = field(
+        default=None, metadata={"help": "mer2023: speech AutoModel (folder or Hub id, e.g. a HuBERT-large)."}
+    )
+    vision_backbone: Optional[str] = field(
+        default=None, metadata={"help": "mer2023: image AutoModel (folder or Hub id) for frame-level features."}
+    )
+    audio_layers: str = field(
+        default="18,19,20", metadata={"help": "mer2023: hidden-state layers of the audio backbone, e.g. '18,19,20'."}
+    )
+    num_frames: int = field(default=8, metadata={"help": "mer2023: frames per clip for the visual features."})
+    fusion_structure: str = field(
+        default="parallel", metadata={"help": "mer2023: parallel | audio_visual_pairs | intra_then_inter."}
+    )
+    decoder_type: str = field(default="jdev", metadata={"help": "mer2023: jdev | baseline."})
     hub_license: str = field(default="apache-2.0", metadata={"help": "License written into the model card."})
 
 
@@ -302,6 +329,21 @@ def write_evaluation_report(output_dir: str, prefix: str, predictions, label_ids
     return paths
 
 
+def write_mer2023_report(output_dir: str, prefix: str, predictions, label_ids, id2label: dict) -> dict[str, str]:
+    """MER 2023: `{prefix}_mer2023_metrics.json` (emotion accuracy, weighted F1, valence MSE, the challenge metric)
+    plus the confusion matrix and per-class report of the emotion logits."""
+    from modeling_avcpnet.metrics_mer2023 import mer2023_metrics
+
+    (logits, valence), (labels, valence_labels) = predictions[:2], label_ids
+    paths = write_evaluation_report(output_dir, prefix, logits, labels, id2label)
+    paths["mer2023_metrics.json"] = os.path.join(output_dir, f"{prefix}_mer2023_metrics.json")
+    with open(paths["mer2023_metrics.json"], "w") as handle:
+        json.dump({**mer2023_metrics(labels, logits, valence_labels, valence),
+                   "combined_definition": "weighted_f1 - 0.25 * valence_mse", "num_samples": int(len(labels))},
+                  handle, indent=2)
+    return paths
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Trainer
 # --------------------------------------------------------------------------------------------------------------
@@ -316,6 +358,11 @@ class EPCETrainer(Trainer):
     micro-batch and divided by that branch's sample count over the whole accumulated batch (all micro-batches, all
     processes), counted by `get_batch_samples`. An optimisation step then has the gradient of one big batch, also
     when the last micro-batch is smaller or holds fewer clips with audio.
+
+    A MER 2023 model (`config.model_type == "mer2023"`) brings its own loss (eq. 9 or CE + MSE, a mean over the
+    micro-batch): `compute_loss` takes the loss the model returns, with the same accumulated-batch normalisation,
+    and logs its emotion and valence terms; evaluation is the stock `prediction_step` ((logits, valence) against
+    (labels, valence_labels)).
     """
 
     # compute_loss returns a loss already normalised over the accumulated batch: training_step must not divide.
@@ -370,14 +417,26 @@ class EPCETrainer(Trainer):
         total, branch_losses = compute_multitask_loss(outputs, labels, config, audio_mask=inputs.get("audio_mask"))
         return total, branch_losses, outputs
 
+    def is_mer2023(self, model) -> bool:
+        return self.accelerator.unwrap_model(model).config.model_type == "mer2023"
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        total, branch_losses, outputs = self._multitask_loss(model, inputs)
         counts = self.branch_counts(inputs)
-        if model.training:
-            self._accumulate("train", branch_losses, counts)
-        if isinstance(num_items_in_batch, dict):
+        if self.is_mer2023(model):
+            outputs = model(**inputs)  # the model's own loss: a mean over the micro-batch's labelled clips
+            total = outputs.loss
+            branch_losses, weights = {"fusion": total}, {"fusion": 1.0}  # one term; "fusion" counts labelled clips
+            logged = {term: getattr(outputs, f"{term}_loss") for term in MER2023_LOSS_TERMS
+                      if getattr(outputs, f"{term}_loss") is not None}
+            logged_counts = dict.fromkeys(logged, counts["fusion"])
+        else:
+            total, branch_losses, outputs = self._multitask_loss(model, inputs)
             config = self.accelerator.unwrap_model(model).config
             weights = config.branch_loss_weights if len(branch_losses) > 1 else dict.fromkeys(branch_losses, 1.0)
+            logged, logged_counts = branch_losses, counts
+        if model.training:
+            self._accumulate("train", logged, logged_counts)
+        if isinstance(num_items_in_batch, dict):
             # branch mean over this micro-batch -> sum -> mean over the branch's samples of the accumulated batch
             loss = sum(weights[branch] * value * counts[branch] / num_items_in_batch[branch].clamp(min=1)
                        for branch, value in branch_losses.items())
@@ -400,7 +459,7 @@ class EPCETrainer(Trainer):
         """Sample-weighted mean loss of each branch since the last call, over all processes."""
         sums = self._branch_sums[phase]
         logs = {}
-        for branch in BRANCHES:
+        for branch in (*BRANCHES, *MER2023_LOSS_TERMS):
             if branch in sums:
                 total, count = self.accelerator.reduce(sums[branch].to(self.args.device), reduction="sum").tolist()
                 logs[f"{prefix}loss_{branch}"] = round(total / max(count, 1.0), 4)
@@ -417,6 +476,8 @@ class EPCETrainer(Trainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Return the logits of all three branches as one (B, 3, L) tensor (NaN for a missing branch)."""
+        if self.is_mer2023(model):  # (logits, valence) and (labels, valence_labels), as the stock Trainer gathers
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         inputs = self._prepare_inputs(inputs)
         labels = inputs["labels"]
         with torch.no_grad():
@@ -439,9 +500,13 @@ class EPCETrainer(Trainer):
         output.metrics.update(self._reduce_branch_losses("eval", f"{metric_key_prefix}_"))
         # predictions are gathered on every process: write the files once.
         if self.is_world_process_zero() and output.predictions is not None and output.label_ids is not None:
-            id2label = self.accelerator.unwrap_model(self.model).config.id2label
-            paths = write_evaluation_report(self.args.output_dir, metric_key_prefix, output.predictions,
-                                            output.label_ids, {int(k): v for k, v in id2label.items()})
+            id2label = {int(k): v for k, v in self.accelerator.unwrap_model(self.model).config.id2label.items()}
+            if self.is_mer2023(self.model):
+                paths = write_mer2023_report(self.args.output_dir, metric_key_prefix, output.predictions,
+                                             output.label_ids, id2label)
+            else:
+                paths = write_evaluation_report(self.args.output_dir, metric_key_prefix, output.predictions,
+                                                output.label_ids, id2label)
             logger.warning("wrote evaluation report to %s", ", ".join(sorted(paths.values())))
         return output
 
@@ -452,6 +517,10 @@ class EPCETrainer(Trainer):
     def create_model_card(self, **kwargs) -> None:
         """Write README.md into output_dir from hub_cards/model_card_template.md (main process only)."""
         if not self.is_world_process_zero():
+            return
+        if self.is_mer2023(self.model):
+            # hub_cards/model_card_template.md describes AV-CPNet; MER 2023 has no card template yet.
+            logger.warning("no model card for a mer2023 model (the template describes AV-CPNet)")
             return
         card = build_model_card(self, **{**self.card_context, **kwargs})
         card.save(os.path.join(self.args.output_dir, "README.md"))
@@ -562,12 +631,16 @@ def dataset_label_maps(dataset) -> tuple[dict[int, str], dict[str, str]]:
     return id2label, label2polarity
 
 
-def build_config_and_model(model_args: ModelArguments, id2label: dict[int, str], label2polarity: dict[str, str]):
-    """Build a fresh AV-CPNet or load a checkpoint, with the dataset's labels and polarity map."""
+def build_config_and_model(model_args: ModelArguments, id2label: dict[int, str], label2polarity: dict[str, str],
+                           feature_layout: Optional[dict[str, list]] = None):
+    """Build a fresh AV-CPNet (or MER 2023 model) or load a checkpoint, with the dataset's labels and polarity map.
+
+    feature_layout: for mer2023, `MER2023DeepFeatureExtractor.config_kwargs()` (feature names, sizes, modalities).
+    """
     from transformers import AutoConfig, AutoModelForVideoClassification
 
-    import modeling_avcpnet  # noqa: F401 - registers the avcpnet model type with the Auto classes
-    from modeling_avcpnet import AVCPNetConfig
+    import modeling_avcpnet  # noqa: F401 - registers the avcpnet and mer2023 model types with the Auto classes
+    from modeling_avcpnet import AVCPNetConfig, MER2023Config
 
     overrides = _as_str_mapping(model_args.config_overrides, "config_overrides") or {}
     for name in ("fusion_type", "modalities", "use_cross_attention"):
@@ -584,6 +657,10 @@ def build_config_and_model(model_args: ModelArguments, id2label: dict[int, str],
     label_fields = dict(id2label=id2label, label2id={v: k for k, v in id2label.items()},
                         label2polarity={id2label[i]: polarity.get(id2label[i], "neutral") for i in id2label})
 
+    if model_args.model_name_or_path is None and model_args.model_type == "mer2023":
+        config = MER2023Config(**{**overrides, **feature_layout, **label_fields},
+                               fusion_structure=model_args.fusion_structure, decoder_type=model_args.decoder_type)
+        return config, AutoModelForVideoClassification.from_config(config), None
     if model_args.model_name_or_path is None:
         if model_args.config_preset == "tiny":
             config = AVCPNetConfig.tiny(**overrides, **label_fields)
@@ -596,6 +673,13 @@ def build_config_and_model(model_args: ModelArguments, id2label: dict[int, str],
 
     hub_kwargs = dict(cache_dir=model_args.cache_dir, trust_remote_code=model_args.trust_remote_code)
     config = AutoConfig.from_pretrained(model_args.model_name_or_path, **hub_kwargs)
+    if config.model_type != model_args.model_type:
+        raise ValueError(f"{model_args.model_name_or_path} holds a {config.model_type!r} model: pass --model_type "
+                         f"{config.model_type}")
+    for key, value in (feature_layout or {}).items():
+        if list(getattr(config, key)) != list(value):
+            raise ValueError(f"{model_args.model_name_or_path} was trained on features with {key}="
+                             f"{list(getattr(config, key))}, the backbones give {list(value)}")
     old_labels = [config.id2label[i] for i in sorted(config.id2label)]
     new_labels = [id2label[i] for i in sorted(id2label)]
     relabel = old_labels != new_labels
@@ -647,6 +731,28 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments, config
     return AVCPNetProcessor.from_model_config(config, **overrides)
 
 
+def mer2023_feature_splits(model_args: ModelArguments, data_args: DataArguments, splits: dict):
+    """MER 2023: the deep features of every split (computed once with `datasets.map`, then read from the cache), as
+    columns `input_features`, `labels`, `valence_labels`; and the extractor (its `config_kwargs()` is the layout)."""
+    from modeling_avcpnet import MER2023DeepFeatureExtractor
+
+    if not (model_args.audio_backbone or model_args.vision_backbone):
+        raise ValueError("--model_type mer2023 needs --audio_backbone and/or --vision_backbone (folders or Hub ids "
+                         "of AutoModel backbones)")
+    layers = [int(layer) for layer in str(model_args.audio_layers).split(",") if layer.strip()]
+    extractor = MER2023DeepFeatureExtractor.from_pretrained(
+        model_args.audio_backbone, model_args.vision_backbone, audio_layers=layers, num_frames=model_args.num_frames)
+    features = {}
+    for name, split in splits.items():
+        if "valence" not in split.column_names:
+            raise ValueError(f"--model_type mer2023 needs a `valence` column; split {name!r} of "
+                             f"{data_args.dataset_name!r} has {split.column_names}")
+        mapped = extractor.map_dataset(split, cache_dir=data_args.dataset_cache_dir)
+        features[name] = mapped.rename_columns({"label": "labels", "valence": "valence_labels"}).select_columns(
+            ["input_features", "labels", "valence_labels"])
+    return extractor, features
+
+
 def load_splits(data_args: DataArguments, training_args: TrainingArguments):
     from datasets_emotions import load_dataset
 
@@ -679,9 +785,16 @@ def load_splits(data_args: DataArguments, training_args: TrainingArguments):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def format_results_table(results: dict[str, dict[str, float]]) -> str:
-    columns = [("accuracy", "fused acc"), ("visual_accuracy", "visual acc"), ("audio_accuracy", "audio acc"),
-               ("wa_f1", "WA-F1"), ("macro_f1", "macro F1"), ("uar", "UAR")]
+RESULTS_COLUMNS = {
+    "avcpnet": [("accuracy", "fused acc"), ("visual_accuracy", "visual acc"), ("audio_accuracy", "audio acc"),
+                ("wa_f1", "WA-F1"), ("macro_f1", "macro F1"), ("uar", "UAR")],
+    "mer2023": [("accuracy", "emotion acc"), ("weighted_f1", "weighted F1"), ("valence_mse", "valence MSE"),
+                ("combined", "WF1 - 0.25 MSE")],
+}
+
+
+def format_results_table(results: dict[str, dict[str, float]], model_type: str = "avcpnet") -> str:
+    columns = RESULTS_COLUMNS[model_type]
     lines = ["| split | " + " | ".join(title for _, title in columns) + " |",
              "|---" * (len(columns) + 1) + "|"]
     for split, metrics in results.items():
@@ -713,6 +826,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         # The examples are made on the fly from the `video`/`audio` columns by a transform: keep them.
         logger.info("setting remove_unused_columns=False (the processor transform needs the raw columns)")
         training_args.remove_unused_columns = False
+    if model_args.model_type not in MODEL_TYPES:
+        raise ValueError(f"--model_type must be one of {', '.join(MODEL_TYPES)}, got {model_args.model_type!r}")
+    is_mer2023 = model_args.model_type == "mer2023"
     set_seed(training_args.seed)
     from datasets_emotions import with_processor
 
@@ -720,22 +836,35 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         dataset, splits = load_splits(data_args, training_args)
     reference_split = splits.get(data_args.train_split) or next(iter(splits.values()))
     id2label, label2polarity = dataset_label_maps(reference_split)
-    config, model, old_labels = build_config_and_model(model_args, id2label, label2polarity)
-    processor = build_processor(model_args, data_args, config)
+    extractor = None
+    if is_mer2023:
+        with training_args.main_process_first(desc="MER 2023 deep features"):
+            extractor, splits = mer2023_feature_splits(model_args, data_args, splits)
+    config, model, old_labels = build_config_and_model(model_args, id2label, label2polarity,
+                                                       extractor.config_kwargs() if extractor is not None else None)
+    # MER 2023 trains on cached features: nothing to process on the fly, no processor to save.
+    processor = None if is_mer2023 else build_processor(model_args, data_args, config)
     logger.info("model: %s parameters, labels %s, polarity %s", f"{model.num_parameters():,}",
-                list(id2label.values()), config.label2polarity)
+                list(id2label.values()), getattr(config, "label2polarity", None))
+
+    def prepared(split: str, training: bool):
+        return splits[split] if is_mer2023 else with_processor(splits[split], processor, training=training)
 
     train_dataset = eval_dataset = test_dataset = None
     if training_args.do_train:
-        train_dataset = with_processor(splits[data_args.train_split], processor, training=True)
+        train_dataset = prepared(data_args.train_split, training=True)
     if data_args.eval_split in splits:
-        eval_dataset = with_processor(splits[data_args.eval_split], processor, training=False)
+        eval_dataset = prepared(data_args.eval_split, training=False)
     if training_args.do_predict:
-        test_dataset = with_processor(splits[data_args.test_split], processor, training=False)
+        test_dataset = prepared(data_args.test_split, training=False)
 
+    if is_mer2023:
+        from modeling_avcpnet import compute_mer2023_metrics as compute_metrics
+    else:
+        compute_metrics = compute_metrics_fn(config.num_labels)
     trainer = EPCETrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-        processor=processor, compute_metrics=compute_metrics_fn(config.num_labels),
+        processor=processor, compute_metrics=compute_metrics,
     )
     results: dict[str, dict[str, float]] = {}
     if training_args.do_train:
@@ -764,15 +893,16 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         trainer.create_model_card()
     if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"AV-CPNet trained on {data_args.dataset_name}")
+        name = "MER 2023 system" if is_mer2023 else "AV-CPNet"
+        trainer.push_to_hub(commit_message=f"{name} trained on {data_args.dataset_name}")
 
     output_dir = os.path.abspath(training_args.output_dir)
     print(f"process {training_args.process_index}/{training_args.world_size} finished", flush=True)
     if trainer.is_world_process_zero():
         if results:
-            print("\n" + format_results_table(results))
+            print("\n" + format_results_table(results, model_args.model_type))
         if training_args.do_train:
-            print(f"\nSaved model and processor to {output_dir}")
+            print(f"\nSaved model{' and processor' if processor is not None else ''} to {output_dir}")
     return {"results": results, "output_dir": output_dir, "global_step": trainer.state.global_step,
             "trainer": trainer, "old_labels": old_labels}
 

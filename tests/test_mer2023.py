@@ -491,3 +491,54 @@ def run_seeds(tmp_path) -> list[float]:
         differences.append(jdev["eval_combined"] - baseline["eval_combined"])
         assert differences[-1] > 0.1, (seed, jdev, baseline)
     return differences
+
+
+# ------------------------------------------------------------------------------------------ train_hf.py
+def test_train_hf_trains_and_evaluates_a_mer2023_model(mer_tree, tmp_path):
+    """`train_hf.py --model_type mer2023`: features from tiny backbones, the model's loss through EPCETrainer's
+    compute_loss (its emotion/valence terms logged), the challenge metric in the results and a loadable folder."""
+    import json
+
+    import train_hf
+
+    audio_path, vision_path = tiny_backbones(tmp_path, "vit")
+    output_dir = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tree's one missing clip
+        result = train_hf.main([
+            "--model_type", "mer2023", "--dataset_name", "mer2023", "--data_dir", str(mer_tree),
+            "--dataset_cache_dir", str(tmp_path / "cache"), "--audio_backbone", str(audio_path),
+            "--vision_backbone", str(vision_path), "--audio_layers", "1,3", "--num_frames", "4",
+            "--fusion_structure", "intra_then_inter", "--config_overrides", '{"hidden_size": 8}',
+            "--eval_split", "train", "--do_train", "--do_eval", "--max_steps", "3", "--per_device_train_batch_size",
+            "2", "--logging_steps", "1", "--learning_rate", "1e-2", "--save_strategy", "no", "--use_cpu",
+            "--report_to", "none", "--disable_tqdm", "true", "--seed", "0", "--output_dir", str(output_dir),
+        ])
+    assert result["global_step"] == 3
+    logged = [entry for entry in result["trainer"].state.log_history if "loss" in entry]
+    assert len(logged) == 3 and all({"loss_emotion", "loss_valence"} <= set(entry) for entry in logged)
+
+    metrics = json.loads((output_dir / "all_results.json").read_text())
+    assert metrics["eval_combined"] == pytest.approx(metrics["eval_weighted_f1"] - 0.25 * metrics["eval_valence_mse"])
+    report = json.loads((output_dir / "eval_mer2023_metrics.json").read_text())
+    assert report["num_samples"] == 4 and report["combined"] == pytest.approx(metrics["eval_combined"])
+    assert np.array(json.loads((output_dir / "eval_confusion_matrix.json").read_text())["matrix"]).sum() == 4
+    assert "WF1 - 0.25 MSE" in train_hf.format_results_table(result["results"], "mer2023")
+
+    # The saved folder is the trained system; its predictions reproduce the reported metric (sklearn's definitions).
+    model = AutoModelForVideoClassification.from_pretrained(output_dir)
+    assert type(model) is MER2023ForEmotionValence and type(AutoModel.from_pretrained(output_dir)) is MER2023Model
+    assert model.config.feature_names == ["hubert_layer1", "hubert_layer3", "vit"]
+    assert model.config.fusion_structure == "intra_then_inter" and model.config.decoder_type == "jdev"
+    features = result["trainer"].eval_dataset.with_format("torch")[:]
+    with torch.no_grad():
+        out = model.eval()(features["input_features"])
+    labels, valence = features["labels"].numpy(), features["valence_labels"].numpy()
+    assert metrics["eval_weighted_f1"] == pytest.approx(
+        f1_score(labels, out.logits.argmax(-1).numpy(), average="weighted", zero_division=0), abs=1e-6)
+    assert metrics["eval_valence_mse"] == pytest.approx(sk_mse(valence, out.valence.numpy()), rel=1e-4)
+
+    with pytest.raises(ValueError, match=r"holds a 'mer2023' model: pass --model_type mer2023"):
+        train_hf.main(["--model_name_or_path", str(output_dir), "--dataset_name", "mer2023", "--data_dir",
+                       str(mer_tree), "--dataset_cache_dir", str(tmp_path / "cache"), "--eval_split", "train",
+                       "--do_eval", "--use_cpu", "--report_to", "none", "--output_dir", str(tmp_path / "wrong")])

@@ -172,6 +172,26 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
         torch.testing.assert_close(accumulated[name], big_batch[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path):
+    """--model_type mer2023: the model's own loss (eq. 9, a micro-batch mean) is normalised over the accumulated
+    batch by the same compute_loss, so 2 + 1 accumulated samples give the gradients of one batch of 3."""
+    from modeling_avcpnet import MER2023Config
+    from transformers import AutoModelForVideoClassification
+
+    config = MER2023Config(feature_names=["hubert_l1", "vit"], feature_sizes=[6, 4],
+                           feature_modalities=["audio", "visual"], hidden_size=8, hidden_dropout_prob=0.0)
+    state_dict = AutoModelForVideoClassification.from_config(config).state_dict()
+    generator = torch.Generator().manual_seed(0)
+    examples = [{"input_features": torch.randn(10, generator=generator), "labels": torch.tensor(label),
+                 "valence_labels": torch.tensor(valence)} for label, valence in ((0, 0.5), (3, -2.0), (5, 1.5))]
+    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a")
+    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b")
+    assert accumulated.keys() == big_batch.keys() and {"uncertainty.d_emotion", "uncertainty.d_valence"} <= set(
+        big_batch)
+    for name in big_batch:
+        torch.testing.assert_close(accumulated[name], big_batch[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_training_logs_branch_losses_and_writes_reports(trained):
     output_dir = Path(trained["output_dir"])
     trainer = trained["trainer"]
