@@ -31,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import train_hf  # noqa: E402
+from bench_train import ListDataset  # noqa: E402  (same folder: the script's own directory is on sys.path)
 
 G0, G5 = "0,0,0", "0.5,0.5,0.5"
 # name -> (config overrides, gammas)
@@ -91,15 +92,6 @@ def run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, 
     return {key[5:]: value for key, value in metrics.items() if key.startswith("test_")}
 
 
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, index):
-        return self.examples[index]
 
 
 def mean_spread(values):
