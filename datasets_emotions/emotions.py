@@ -44,8 +44,6 @@ from .common import (
     VIDEO_EXTENSIONS,
     DirectoryIndex,
     LabelError,
-    read_class_index,
-    read_split_list,
 )
 from .split_lists import SplitListBuilder, SplitListConfig
 
@@ -137,29 +135,12 @@ Raw-video layout:
             index, os.path.join(root, "videos"), class_folder, name)
 
     # ---- readers ----------------------------------------------------------------------------------------------
+    def video_id(self, class_folder: str, name: str) -> str:
+        return os.path.splitext(name)[0] if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS else name
+
     def read_release(self, data_dir: str, variant: str, missing: list) -> dict[str, list[dict]]:
-        class_index_path = os.path.join(data_dir, "classInd.txt")
-        class_index = read_class_index(class_index_path) if os.path.isfile(class_index_path) else {}
-        for class_name in class_index.values():
-            self.resolve_label(class_name, class_index_path)
-        index, splits = DirectoryIndex(), {}
-        for split in self.SPLIT_FILES:
-            path = self.list_path(data_dir, split, variant)
-            if not os.path.isfile(path):
-                continue
-            rows = []
-            for class_folder, name, number, line in read_split_list(path):
-                source = f"{path}:{line}"
-                label = self.resolve_label(class_folder, source)
-                self.check_label_number(number, label, class_index, source)
-                media = self.find_media(index, data_dir, class_folder, name)
-                if media is None:
-                    missing.append(f"{class_folder}/{name}")
-                    continue
-                video_id = os.path.splitext(name)[0] if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS else name
-                rows.append(self.make_row(media["video"], label, video_id, media["audio"]))
-            splits[split] = rows
-        return splits
+        list_paths = {split: self.list_path(data_dir, split, variant) for split in self.SPLIT_FILES}
+        return self.read_split_lists(data_dir, data_dir, list_paths, missing)
 
     def read_metadata(self, data_dir: str, path: str, missing: list) -> dict[str, list[dict]]:
         splits: dict[str, list[dict]] = defaultdict(list)

@@ -74,17 +74,19 @@ class SplitListBuilder(EmotionDatasetBuilder):
             raise LabelError(f"{source}: label number {number} means {class_index[number]!r} in classInd.txt but "
                              f"the entry is in class {label!r}")
 
-    def _split_generators(self, dl_manager):
-        data_dir = self.checked_data_dir()
+    def video_id(self, class_folder: str, name: str) -> str:
+        """The ``video_id`` column of a list entry (overridable)."""
+        return f"{class_folder}/{os.path.splitext(name)[0]}"
+
+    def read_split_lists(self, data_dir: str, root: str, list_paths: dict[str, str], missing: list) -> dict:
+        """Rows per split from the split list files in ``list_paths`` (absent files are left out), checking classes
+        and label numbers against ``classInd.txt`` when it ships; entries whose media are missing go to ``missing``."""
         class_index_path = os.path.join(data_dir, "classInd.txt")
         class_index = read_class_index(class_index_path) if os.path.isfile(class_index_path) else {}
         for class_name in class_index.values():
             self.resolve_label(class_name, class_index_path)
-        root, index = self.media_root(data_dir), DirectoryIndex()
-        missing: list[str] = []
-        generators = []
-        for split in self.SPLIT_FILES:
-            path = self.list_path(data_dir, split)
+        index, splits = DirectoryIndex(), {}
+        for split, path in list_paths.items():
             if not os.path.isfile(path):
                 continue
             rows = []
@@ -96,11 +98,18 @@ class SplitListBuilder(EmotionDatasetBuilder):
                 if media is None:
                     missing.append(f"{class_folder}/{name}")
                     continue
-                rows.append(self.make_row(media["video"], label, f"{class_folder}/{os.path.splitext(name)[0]}",
-                                          media["audio"]))
-            generators.append(datasets.SplitGenerator(name=datasets.Split(split), gen_kwargs={"rows": rows}))
+                rows.append(self.make_row(media["video"], label, self.video_id(class_folder, name), media["audio"]))
+            splits[split] = rows
+        return splits
+
+    def _split_generators(self, dl_manager):
+        data_dir = self.checked_data_dir()
+        missing: list[str] = []
+        list_paths = {split: self.list_path(data_dir, split) for split in self.SPLIT_FILES}
+        splits = self.read_split_lists(data_dir, self.media_root(data_dir), list_paths, missing)
         self.warn_skipped(self.name, {"listed clips not found": missing})
-        return generators
+        return [datasets.SplitGenerator(name=datasets.Split(split), gen_kwargs={"rows": rows})
+                for split, rows in splits.items()]
 
 
 __all__ = ["SplitListBuilder", "SplitListConfig"]
