@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -48,7 +46,8 @@ from modeling_avcpnet.feature_extraction_mer2023 import MediaDecodingError
 from modeling_avcpnet.metrics_mer2023 import mean_squared_error, weighted_f1_score
 from modeling_avcpnet.modeling_mer2023 import AttentionGuidedFeatureGathering, uncertainty_weighted_loss
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fresh_process import run_without_package
+
 FEATURES = dict(feature_names=["hubert_l18", "hubert_l19", "hubert_l20", "face"], feature_sizes=[12, 12, 12, 8],
                 feature_modalities=["audio", "audio", "audio", "visual"])
 
@@ -246,13 +245,7 @@ def test_decision_fusion_weights_sum_to_one_and_pick_the_better_system():
 # --------------------------------------------------------------------------------------------- Hub round trip
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, os, sys
-    repo = os.path.realpath(sys.argv[1])
-    # Hide the repository and the editable install: only site-packages (transformers, torch) stay importable.
-    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != repo]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") or "")]
-    sys.path_importer_cache.clear()
-    assert importlib.util.find_spec("modeling_avcpnet") is None, "package still importable"
+    import sys
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
     data = torch.load("expected.pt")
@@ -292,11 +285,7 @@ def test_hub_round_trip_in_a_fresh_process_without_the_package(tmp_path):
         fused = model.mer2023(features).last_hidden_state
     torch.save({"features": features, "labels": labels, "valence_labels": valence, "fused": fused, "d_valence": 1.75,
                 **{f: out[f] for f in ("logits", "valence", "loss")}}, workdir / "expected.pt")
-    (workdir / "check.py").write_text(FRESH_PROCESS_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run([sys.executable, "check.py", REPO_ROOT], cwd=workdir, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = run_without_package(FRESH_PROCESS_SCRIPT, cwd=workdir, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert result.returncode == 0 and "FRESH-PROCESS-OK" in result.stdout, result.stdout + result.stderr[-3000:]
     # In this process the registered classes load it too.
     assert type(AutoModelForVideoClassification.from_pretrained(workdir / "checkpoint")) is MER2023ForEmotionValence

@@ -7,8 +7,6 @@ import inspect
 import json
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -21,7 +19,8 @@ from modeling_avcpnet import AVCPNetConfig, AVCPNetForVideoClassification, AVCPN
 from modeling_avcpnet.convert_resnet_weights import main as convert_resnet_main
 from modeling_avcpnet.loss_avcpnet import compute_multitask_loss
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fresh_process import run_without_package
+
 BRANCH_FIELDS = ("logits", "visual_logits", "audio_logits")
 
 
@@ -327,13 +326,7 @@ def test_save_load_round_trip_and_auto_classes(model, config, tmp_path):
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
     """
-    import importlib.util, os, sys
-    repo = os.path.realpath(sys.argv[1])
-    # Hide the repository and the editable install: only site-packages (transformers, torch) stay importable.
-    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != repo]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in (getattr(f, "__module__", "") or "")]
-    sys.path_importer_cache.clear()
-    assert importlib.util.find_spec("modeling_avcpnet") is None, "package still importable"
+    import sys
     try:
         import modeling_avcpnet  # noqa: F401
         raise SystemExit("package still importable")
@@ -371,11 +364,7 @@ def test_auto_classes_load_in_a_fresh_process_without_the_package(model, config,
         fused = model.avcpnet(**inputs).fused_embeds
     torch.save({"inputs": inputs, "fused_embeds": fused, **{f: out[f] for f in BRANCH_FIELDS}},
                workdir / "expected.pt")
-    (workdir / "check.py").write_text(FRESH_PROCESS_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run([sys.executable, "check.py", REPO_ROOT], cwd=workdir, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = run_without_package(FRESH_PROCESS_SCRIPT, cwd=workdir, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert result.returncode == 0 and "FRESH-PROCESS-OK" in result.stdout, result.stdout + result.stderr[-3000:]
 
 

@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -15,6 +12,8 @@ from modeling_avcpnet import AVCPNetConfig
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline, save_for_pipeline
 from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+
+from fresh_process import run_without_package
 
 POLARITIES = ("positive", "neutral", "negative")
 
@@ -125,25 +124,16 @@ def test_model_folder_without_processor_files(checkpoint, tmp_path):
 def test_saved_folder_loads_in_fresh_process_without_the_package(checkpoint, tmp_path):
     clips = checkpoint["clips"]
     probabilities, _ = manual_probabilities(checkpoint["model"], checkpoint["processor"], clips)
-    script = textwrap.dedent(f"""
-        import importlib.abc, json, sys
-
-        class Hide(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("modeling_avcpnet", "datasets_emotions", "train_hf"):
-                    raise ModuleNotFoundError(name)
-
-        sys.meta_path.insert(0, Hide())
+    script = f"""
+        import json
         from transformers import pipeline
 
         classifier = pipeline({TASK!r}, model={checkpoint["folder"]!r}, trust_remote_code=True, device="cpu")
         results = classifier({clips!r}, batch_size=2, top_k=6)
         print(json.dumps({{"class": type(classifier).__module__ + "." + type(classifier).__name__,
                           "results": results}}))
-    """)
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=300)
+    """
+    done = run_without_package(script, cwd=tmp_path, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["class"].startswith("transformers_modules.")  # the copy saved in the folder, not our package

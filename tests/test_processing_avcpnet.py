@@ -1,10 +1,6 @@
 """AVCPNetProcessor / AVCPNetVideoProcessor / AVCPNetFeatureExtractor: sampling, tensors, audio, bad files, saving."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import numpy as np
@@ -27,6 +23,8 @@ from modeling_avcpnet import (
     MissingAudioWarning,
     VideoDecodingError,
 )
+
+from fresh_process import run_without_package
 
 
 @pytest.fixture(scope="module")
@@ -320,10 +318,7 @@ def test_loads_with_trust_remote_code_next_to_the_model_in_a_fresh_process(proce
     with torch.no_grad():
         expected = model(**processor(videos=[media["av"]])).logits
     np.save(tmp_path / "expected.npy", expected.numpy())
-    script = textwrap.dedent(f"""
-        import sys
-        sys.modules["modeling_avcpnet"] = None  # the package must not be importable
-        sys.modules["datasets_emotions"] = None
+    script = f"""
         import numpy as np, torch
         from transformers import AutoModelForVideoClassification, AutoProcessor
         folder = {str(tmp_path)!r}
@@ -334,10 +329,8 @@ def test_loads_with_trust_remote_code_next_to_the_model_in_a_fresh_process(proce
             logits = model(**processor(videos=[{media["av"]!r}])).logits
         np.testing.assert_allclose(logits.numpy(), np.load(folder + "/expected.npy"), atol=1e-5)
         print("OK")
-    """)
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env=environment, timeout=300)
+    """
+    result = run_without_package(script, cwd=tmp_path, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
 
 
