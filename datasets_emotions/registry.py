@@ -12,7 +12,6 @@ BUILDERS = {
     "videoemotion8": "datasets_emotions.videoemotion8:VideoEmotion8Builder",
     "sample": "datasets_emotions.sample:SampleBuilder",
     "mer2023": "datasets_emotions.mer2023:Mer2023Builder",
-    "mer2023": "datasets_emotions.mer2023:Mer2023Builder",
 }
 
 
