@@ -638,8 +638,7 @@ def build_config_and_model(model_args: ModelArguments, id2label: dict[int, str],
     """
     from transformers import AutoConfig, AutoModelForVideoClassification
 
-    import modeling_avcpnet  # noqa: F401 - registers the avcpnet and mer2023 model types with the Auto classes
-    from modeling_avcpnet import AVCPNetConfig, MER2023Config
+    from modeling_avcpnet import AVCPNetConfig, MER2023Config  # also registers both model types with the Auto classes
 
     overrides = _as_str_mapping(model_args.config_overrides, "config_overrides") or {}
     for name in ("fusion_type", "modalities", "use_cross_attention"):

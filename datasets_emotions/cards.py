@@ -12,7 +12,7 @@ from typing import Optional
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS, EMOTIONS_POLARITY
+from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
 from .emotions import CITATION as EMOTIONS_CITATION
 from .sample_media import CLASS_CUES

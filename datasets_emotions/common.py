@@ -22,7 +22,7 @@ from typing import Iterable, Optional
 
 import datasets
 
-from modeling_avcpnet.configuration_avcpnet import POLARITIES
+from modeling_avcpnet.labels import POLARITIES
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".3gp", ".wmv", ".mpg", ".mpeg")
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",

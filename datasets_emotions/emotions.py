@@ -37,7 +37,7 @@ from collections import defaultdict
 
 import datasets
 
-from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS, EMOTIONS_POLARITY
+from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
 from .common import (
     SPLIT_ALIASES,

@@ -21,7 +21,7 @@ import os
 
 import datasets
 
-from modeling_avcpnet.configuration_mer2023 import MER2023_LABELS
+from modeling_avcpnet.labels import MER2023_LABELS
 
 from .common import (
     SPLIT_ALIASES,

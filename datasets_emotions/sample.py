@@ -12,7 +12,7 @@ import os
 
 import datasets
 
-from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS, EMOTIONS_POLARITY
+from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
 from .common import EmotionDatasetBuilder, EmotionDatasetConfig
 from .sample_media import plan_split, write_sample_clip

@@ -280,8 +280,10 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
     """The AV-CPNet pipeline for a checkpoint folder or Hub id, with a clear error when a part is missing."""
     from transformers import AutoModelForVideoClassification, AutoProcessor
 
-    from . import pipeline_avcpnet  # noqa: F401  (registers the package's Auto classes and the task)
+    from .registration import register_auto_classes
     from .pipeline_avcpnet import TASK, AVCPNetPipeline, missing_processor_message
+
+    register_auto_classes()
 
     if model.startswith((os.sep, ".", "~")) and not os.path.exists(model):
         raise SystemExit(f"error: model folder {model} does not exist")

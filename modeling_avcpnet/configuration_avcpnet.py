@@ -5,18 +5,10 @@ from __future__ import annotations
 from transformers import PreTrainedConfig
 from transformers.utils import logging
 
+from .labels import EMOTIONS_LABELS, EMOTIONS_POLARITY, POLARITIES
+
 logger = logging.get_logger(__name__)
 
-EMOTIONS_LABELS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
-EMOTIONS_POLARITY = {
-    "excitation": "positive",
-    "fear": "negative",
-    "neutral": "neutral",
-    "relaxation": "positive",
-    "sadness": "negative",
-    "tension": "negative",
-}
-POLARITIES = ("positive", "neutral", "negative")
 FUSION_TYPES = ("sum", "concat", "ew_sum", "neural", "gated")
 MODALITIES = ("audio_visual", "visual", "audio")
 BRANCHES = ("fusion", "visual", "audio")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
-MER2023_LABELS = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+from .labels import MER2023_LABELS
+
 FUSION_STRUCTURES = ("parallel", "audio_visual_pairs", "intra_then_inter")
 DECODER_TYPES = ("jdev", "baseline")
 LOSS_TYPES = ("uncertainty", "sum")

@@ -278,7 +278,7 @@ def test_hub_round_trip_in_a_fresh_process_without_the_package(tmp_path):
     workdir = tmp_path / "elsewhere"
     model.save_pretrained(workdir / "checkpoint")
     assert sorted(os.listdir(workdir / "checkpoint")) == [
-        "config.json", "configuration_mer2023.py", "model.safetensors", "modeling_mer2023.py"]
+        "config.json", "configuration_mer2023.py", "labels.py", "model.safetensors", "modeling_mer2023.py"]
     features, labels, valence = torch.randn(3, 44), torch.tensor([0, 2, 5]), torch.randn(3)
     with torch.no_grad():
         out = model(features, labels=labels, valence_labels=valence)

@@ -1,0 +1,47 @@
+"""Label sets and label -> polarity maps of every dataset the project knows, in one light module.
+
+Nothing here imports torch, transformers or any other package, so dataset preparation (``datasets_emotions``) can use
+the constants without loading the model stack. The model files import it relatively (``from .labels import ...``),
+so it is copied into Hub repositories with them.
+
+Polarity is what the EP-CE loss compares (paper eq. 9-10): ``positive``, ``neutral`` or ``negative``.
+"""
+
+POLARITIES = ("positive", "neutral", "negative")
+
+# eMotions (paper section 3 / REFERENCE 1): the official index order; the release renames "Sad" to "Sadness".
+EMOTIONS_LABELS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
+EMOTIONS_POLARITY = {
+    "excitation": "positive",
+    "fear": "negative",
+    "neutral": "neutral",
+    "relaxation": "positive",
+    "sadness": "negative",
+    "tension": "negative",
+}
+
+# MER 2023 (challenge labels, REFERENCE 4).
+MER2023_LABELS = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
+MER2023_POLARITY = {"neutral": "neutral", "angry": "negative", "happy": "positive", "sad": "negative",
+                    "worried": "negative", "surprise": "neutral"}
+
+# CAER (REFERENCE 2): 7 classes.
+CAER_LABELS = ["anger", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+CAER_POLARITY = {"anger": "negative", "disgust": "negative", "fear": "negative", "happy": "positive",
+                 "neutral": "neutral", "sad": "negative", "surprise": "neutral"}
+
+# MELD (REFERENCE 2): emotion and sentiment targets.
+MELD_EMOTION_LABELS = ["neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"]
+MELD_SENTIMENT_LABELS = ["positive", "neutral", "negative"]
+MELD_EMOTION_POLARITY = {"neutral": "neutral", "joy": "positive", "sadness": "negative", "anger": "negative",
+                         "surprise": "neutral", "fear": "negative", "disgust": "negative"}
+MELD_SENTIMENT_POLARITY = {label: label for label in MELD_SENTIMENT_LABELS}
+
+# Ekman-6 and VideoEmotion-8 (REFERENCE 2).
+EKMAN6_LABELS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+EKMAN6_POLARITY = {"anger": "negative", "disgust": "negative", "fear": "negative", "joy": "positive",
+                   "sadness": "negative", "surprise": "neutral"}
+VIDEOEMOTION8_LABELS = ["anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust"]
+VIDEOEMOTION8_POLARITY = {"anger": "negative", "anticipation": "positive", "disgust": "negative",
+                          "fear": "negative", "joy": "positive", "sadness": "negative", "surprise": "neutral",
+                          "trust": "positive"}
