@@ -260,9 +260,9 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
         out = model(data["features"], labels=data["labels"], valence_labels=data["valence_labels"])
         fused = base(data["features"]).last_hidden_state
     assert model.uncertainty.d_valence.item() == data["d_valence"]
-    for field in ("logits", "valence"):
-        assert torch.equal(out[field], data[field]), field
-    assert torch.equal(out["loss"], data["loss"])
+    # Same weights and inputs; the two processes may pick different CPU kernels, so allow float32 rounding.
+    for field in ("logits", "valence", "loss"):
+        torch.testing.assert_close(out[field], data[field], rtol=1e-5, atol=1e-9, msg=field)
     assert torch.equal(fused, data["fused"])
     assert "modeling_avcpnet" not in sys.modules
     print("FRESH-PROCESS-OK")
