@@ -60,6 +60,13 @@ class MediaError(ValueError):
 VideoDecodingError = MediaError  # the name before the media layer was unified; kept for old imports
 
 
+def is_media_error(error: BaseException) -> bool:
+    """True for a `MediaError` from any copy of this module: the package's, or the one a Hub folder carries and
+    transformers imports under another module name (`trust_remote_code`), which is another class of the same name.
+    A pipeline loaded from a folder may meet a processor from the installed package, or the other way round."""
+    return isinstance(error, ValueError) and any(cls.__name__ == "MediaError" for cls in type(error).__mro__)
+
+
 def describe_source(source) -> str:
     """A short name for `source` to put in error messages: the path, a file object's name, or `<N bytes>`."""
     if isinstance(source, dict):
@@ -623,5 +630,5 @@ def _short_list(values: list[int], limit: int = 8) -> str:
 
 
 __all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader",
-           "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "load_audio", "open_video",
-           "output_size", "probe_media"]
+           "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "is_media_error", "load_audio",
+           "open_video", "output_size", "probe_media"]
