@@ -142,6 +142,12 @@ class _OneResultPerInput:
     """What both pipelines share: the processor turns each input into model inputs, or into an error entry when its
     media cannot be decoded; batches mix both (the model runs on the good rows only)."""
 
+    _load_processor = None  # loaded when present; __init__ then says clearly what is missing
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
     def _check_on_error(self, on_error: str) -> str:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -206,12 +212,6 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     `"raise"`), `batch_size`, `num_workers` (DataLoader workers that run the processor) and `device` at construction,
     as in the built-in pipelines.
     """
-
-    _load_processor = None  # loaded when present; __init__ then says clearly what is missing
-    _load_image_processor = False
-    _load_video_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = False
 
     def __init__(self, model, processor=None, **kwargs):
         require_processor(model, processor)
@@ -280,12 +280,6 @@ class AVCPNetVideoClassificationPipeline(_OneResultPerInput, VideoClassification
     read from the same file as the frames (see the module docstring). `num_frames`, when given, must equal the
     model's `num_segments * frames_per_segment`; `frame_sampling_rate` is not supported (AV-CPNet samples by
     segments). Bad inputs give error entries (`on_error="raise"` to raise instead)."""
-
-    _load_processor = None
-    _load_image_processor = False
-    _load_video_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = False
 
     def __init__(self, model, processor=None, **kwargs):
         require_processor(model, processor)
