@@ -347,10 +347,13 @@ def media_problem(path: str) -> Optional[str]:
     be used, else the problem in words. The one place that calls the prober, so swapping it is a one-line edit."""
     if os.path.isdir(path):
         problem = frame_folder_problem(path)
-        return problem or probe_clip(first_frame(path))
-    if not os.path.isfile(path):
+        if problem is not None:
+            return problem
+        path = first_frame(path)
+    elif not os.path.isfile(path):
         return "missing"
-    return probe_clip(path)
+    problem = probe_clip(path)
+    return problem and problem.replace(path, os.path.basename(path))  # the kept report holds no local path
 
 
 def probe_clip(path: str) -> Optional[str]:

@@ -11,6 +11,7 @@ import pytest
 
 from datasets_emotions import DataDirError, LabelError, SkippedExamplesWarning, load_dataset
 from datasets_emotions.synthetic_media import write_clip
+from tree_files import put, write
 from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS
 
 datasets.disable_progress_bars()
@@ -22,18 +23,6 @@ def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("media") / "clip.mp4"
     frames = np.random.default_rng(0).integers(0, 255, size=(4, 16, 16, 3), dtype=np.uint8)
     return write_clip(path, frames, fps=4, audio=np.zeros((1, 8000), np.float32), sample_rate=16000)
-
-
-def put(clip, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    shutil.copyfile(clip, path)
-    return str(path)
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 @pytest.fixture(scope="module")

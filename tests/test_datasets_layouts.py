@@ -16,6 +16,7 @@ import pytest
 
 from datasets_emotions import DataDirError, LabelError, SkippedExamplesWarning, load_dataset
 from datasets_emotions.synthetic_media import truncated_copy, write_clip
+from tree_files import put, write
 
 datasets.disable_progress_bars()
 
@@ -55,18 +56,6 @@ def media(tmp_path_factory):
     return {"clip": str(clip), "corrupt": str(corrupt), "jpeg": str(folder / "frame.jpg")}
 
 
-def copy(source, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    shutil.copyfile(source, path)
-    return str(path)
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(text)
-
-
 def frames_folder(folder, jpeg, n_frames=16):
     os.makedirs(folder)
     for index in (1, 2):
@@ -86,7 +75,7 @@ def make_ve8_extracted(data, media, imgs="VideoEmotion8--imgs", mp3="VideoEmotio
     ve8_lists(data / "annotations" / "ve8")
     for class_name, video_id in VE8_TRAIN + VE8_TEST + [SHORT, BROKEN]:
         frames_folder(data / imgs / class_name / video_id, media["jpeg"], 0 if (class_name, video_id) == SHORT else 16)
-        copy(media["clip"], data / mp3 / class_name / f"{video_id}.mp3")
+        put(media["clip"], data / mp3 / class_name / f"{video_id}.mp3")
     write(data / imgs / BROKEN[0] / BROKEN[1] / "000001.jpg", "not a jpeg")
 
 
@@ -150,8 +139,8 @@ def test_ve8_raw_videos_and_misspelled_class_folder(tmp_path, media):
     data = tmp_path / "raw"
     ve8_lists(data)
     for class_name, video_id in VE8_TRAIN + VE8_TEST:  # the original files: id + its extension
-        copy(media["clip"], data / class_name / f"{video_id}.mp4")
-    copy(media["corrupt"], data / SHORT[0] / f"{SHORT[1]}.mp4")
+        put(media["clip"], data / class_name / f"{video_id}.mp4")
+    put(media["corrupt"], data / SHORT[0] / f"{SHORT[1]}.mp4")
     with pytest.warns(SkippedExamplesWarning, match=r"skipped 2 listed example.*1 listed videos not found "
                                                     r"\(e.g. Trust/BrokenFrames\); 1 unreadable .*TooShortToExtract"):
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"))
@@ -229,7 +218,7 @@ def make_meld(root, media, corrupt="dia0_utt1.mp4", rows=3):
         write(root / csv_name, "".join(lines))
         for k in range(rows):
             name = f"dia0_utt{k}.mp4"
-            copy(media["corrupt"] if folder == "train_splits" and name == corrupt else media["clip"],
+            put(media["corrupt"] if folder == "train_splits" and name == corrupt else media["clip"],
                  root / folder / name)
 
 
@@ -241,25 +230,25 @@ def make_tree(name, root, media):
     if name == "mer2023":
         write(root / "train-label.csv", "name,discrete,valence\n" + "".join(f"s{k},happy,1.0\n" for k in range(3)))
         for k in range(3):
-            copy(media["corrupt"] if k == 1 else media["clip"], root / "video-labeled" / f"s{k}.mp4")
+            put(media["corrupt"] if k == 1 else media["clip"], root / "video-labeled" / f"s{k}.mp4")
         return None, 2
     if name == "caer":
         for split in ("train", "test"):
             for k in range(2):
-                copy(media["clip"], root / split / "Happy" / f"{k:04d}.avi")
-        copy(media["corrupt"], root / "train" / "Sad" / "0002.avi")
+                put(media["clip"], root / split / "Happy" / f"{k:04d}.avi")
+        put(media["corrupt"], root / "train" / "Sad" / "0002.avi")
         return None, 4
     if name == "emotions":
         lines = ["file_name,label,split"] + [f"v{k}.mp4,fear,{'train' if k < 2 else 'test'}" for k in range(3)]
         write(root / "metadata.csv", "\n".join(lines))
         for k in range(3):
-            copy(media["corrupt"] if k == 0 else media["clip"], root / f"v{k}.mp4")
+            put(media["corrupt"] if k == 0 else media["clip"], root / f"v{k}.mp4")
         return None, 2
     # ekman6 / videoemotion8: raw videos next to the lists
     write(root / "trainlist01.txt", "Joy/a 4\nJoy/b 4\nFear/c 3")
     write(root / "testlist01.txt", "Fear/d")
     for class_name, video_id in (("Joy", "a"), ("Joy", "b"), ("Fear", "c"), ("Fear", "d")):
-        copy(media["corrupt"] if video_id == "b" else media["clip"], root / class_name / f"{video_id}.mp4")
+        put(media["corrupt"] if video_id == "b" else media["clip"], root / class_name / f"{video_id}.mp4")
     return None, 3
 
 
@@ -321,7 +310,7 @@ def test_meld_streaming_probes_each_clip_only_when_reached(tmp_path, media):
     # the last clip is repaired after the stream started: it was not probed before it was reached
     stream = iter(load_dataset("meld", data_dir=str(data), split="train", streaming=True))
     next(stream)
-    copy(media["clip"], data / "train_splits" / "dia0_utt2.mp4")
+    put(media["clip"], data / "train_splits" / "dia0_utt2.mp4")
     with warnings.catch_warnings():
         warnings.simplefilter("error", SkippedExamplesWarning)
         assert [row["video_id"] for row in stream] == ["dia0_utt1", "dia0_utt2"]
