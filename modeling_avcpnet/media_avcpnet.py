@@ -220,6 +220,7 @@ class FrameFolderReader:
     has_video = True
     audio = None
     audio_problem = "a frame folder has no audio"
+    resizes_while_decoding = False  # read_frames returns full-size images
 
     def __init__(self, folder: Union[str, os.PathLike]):
         self.name = os.fspath(folder)
@@ -303,6 +304,10 @@ class MediaReader:
 
     Use as a context manager, or call `close()`.
     """
+
+    # read_frames takes `shortest_edge` (a class attribute rather than an isinstance check: a Hub folder's copy of
+    # this module, imported through trust_remote_code, holds other classes of the same names)
+    resizes_while_decoding = True
 
     def __init__(self, source: MediaSource, require_video: bool = True, audio_sample_rate: Optional[int] = None,
                  audio_max_seconds: Optional[float] = None, threads: int = 0, index_video: bool = True):

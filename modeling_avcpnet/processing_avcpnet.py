@@ -23,7 +23,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
-from .media_avcpnet import MediaError, MediaReader, VideoDecodingError, describe_source, open_video
+from .media_avcpnet import MediaError, MediaReader, VideoDecodingError, describe_source, is_media_error
 from .video_processing_avcpnet import AVCPNetVideoProcessor, make_video_list
 
 
@@ -101,8 +101,8 @@ class AVCPNetProcessor(ProcessorMixin):
             video = video_list[position] if video_list is not None else None
             try:
                 clip, audio_features = self._process_sample(video, audio_list[position], sampling_rate, video_kwargs)
-            except MediaError as error:
-                if not skip_bad_files:
+            except ValueError as error:  # a MediaError, from this file's copy of the media layer or another's
+                if not skip_bad_files or not is_media_error(error):
                     raise
                 errors[position] = str(error)
                 continue
@@ -147,10 +147,10 @@ class AVCPNetProcessor(ProcessorMixin):
         clip, waveform, waveform_rate, problem = None, None, rate, "no soundtrack given"
         name = describe_source(video) if video is not None else "<audio>"
         if video is not None:
-            if isinstance(video, os.PathLike):
-                video = os.fspath(video)
-            reader = open_video(video, audio_sample_rate=rate if own_audio else None, audio_max_seconds=max_seconds,
-                                threads=self.video_processor.decode_threads) if _is_media_file(video) else None
+            # A media file is opened here, once, for its frames (read by the video processor) and its soundtrack;
+            # frame folders and arrays go to the video processor as they are.
+            reader = MediaReader(video, audio_sample_rate=rate if own_audio else None, audio_max_seconds=max_seconds,
+                                 threads=self.video_processor.decode_threads) if _is_media_file(video) else None
             with reader if reader is not None else contextlib.nullcontext():
                 clip = self.video_processor(reader if reader is not None else video, return_tensors="pt",
                                             **video_kwargs)["pixel_values_videos"]

@@ -189,7 +189,7 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
             array = _as_uint8_frames(video)
             metadata = _metadata_for(metadata, total_num_frames=len(array))
             indices = _indices(sample_indices_fn, metadata)
-            metadata.frames_indices = indices
+            metadata.frames_indices = indices if indices is not None else np.arange(len(array))
             return (array[indices] if indices is not None else array), metadata
         if hasattr(video, "read_frames"):  # an open media-layer reader: the caller closes it
             return self._read(video, sample_indices_fn, metadata)
@@ -204,7 +204,7 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
         indices = _indices(sample_indices_fn, metadata)
         metadata.frames_indices = indices if indices is not None else np.arange(reader.num_frames)
         shortest_edge = self._decode_size()
-        if hasattr(reader, "size"):  # a media file: resize inside FFmpeg's scaler
+        if reader.resizes_while_decoding:  # a media file: resize inside FFmpeg's scaler
             return reader.read_frames(metadata.frames_indices, shortest_edge=shortest_edge), metadata
         return self._resize_array(reader.read_frames(metadata.frames_indices), shortest_edge), metadata
 
