@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import tempfile
 import time
 
 import numpy as np
+from _common import peak_rss_bytes, rss_bytes, write_clip_once  # the repository on sys.path
 
 HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\n"
 EMOTIONS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
@@ -32,10 +32,10 @@ MELD_EMOTIONS = ["neutral", "joy", "sadness", "anger", "surprise", "fear", "disg
 
 
 def make_sources(folder: str, count: int = 8) -> list[str]:
-    from datasets_emotions.synthetic_media import tone, write_clip
+    from datasets_emotions.synthetic_media import tone
 
     rng = np.random.default_rng(0)
-    return [write_clip(os.path.join(folder, f"src{i}.mp4"),
+    return [write_clip_once(os.path.join(folder, f"src{i}.mp4"),
                        rng.integers(0, 255, size=(24, 48, 64, 3), dtype=np.uint8), fps=12,
                        audio=tone(200 + 50 * i, 2.0, 16000), sample_rate=16000, gop_size=12) for i in range(count)]
 
@@ -64,11 +64,6 @@ def make_emotions(root: str, sources: list[str], clips: int) -> None:
         handle.writelines(lines)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def measure(name: str, data_dir: str, work: str) -> dict:
     """Runs in a fresh process: prepare with 1 process (time, peak memory added), then with 2 (time)."""
     import datasets
@@ -80,7 +75,7 @@ def measure(name: str, data_dir: str, work: str) -> dict:
     start = time.perf_counter()
     one = load_dataset(name, data_dir=data_dir, cache_dir=os.path.join(work, "c1"), num_proc=None)
     one_s = time.perf_counter() - start
-    peak_added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    peak_added = peak_rss_bytes() - before
     start = time.perf_counter()
     two = load_dataset(name, data_dir=data_dir, cache_dir=os.path.join(work, "c2"), num_proc=2)
     two_s = time.perf_counter() - start

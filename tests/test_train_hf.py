@@ -139,18 +139,7 @@ def test_metrics_match_sklearn():
     assert metrics["uar"] == pytest.approx(recall_score(references, predictions, average="macro"))
 
 
-class _TensorDataset(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, index):
-        return self.examples[index]
-
-
-def _accumulated_gradients(config, state_dict, examples, batch_size, accumulation, output_dir):
+def _accumulated_gradients(config, state_dict, examples, batch_size, accumulation, output_dir, list_dataset):
     from transformers import AutoModelForVideoClassification, TrainerCallback, TrainingArguments
 
     model = AutoModelForVideoClassification.from_config(config)
@@ -171,12 +160,12 @@ def _accumulated_gradients(config, state_dict, examples, batch_size, accumulatio
                              gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.0,
                              max_grad_norm=0.0, report_to="none", use_cpu=True, save_strategy="no",
                              remove_unused_columns=False, disable_tqdm=True, dataloader_drop_last=False)
-    trainer = train_hf.EPCETrainer(model=model, args=args, train_dataset=_TensorDataset(examples), callbacks=[Grab()])
+    trainer = train_hf.EPCETrainer(model=model, args=args, train_dataset=list_dataset(examples), callbacks=[Grab()])
     trainer.train()
     return grads
 
 
-def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+def test_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
     """2 micro-batches (2 + 1 samples) accumulated == one batch of 3: each branch's loss is normalised by its
     samples in the whole accumulated batch, not per micro-batch (which would weight the lone third sample twice);
     one clip has no audio, so the audio/fusion losses count 2 samples and the visual loss 3."""
@@ -195,14 +184,14 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
         "audio_mask": torch.tensor(has_audio),
         "labels": torch.tensor(label),
     } for label, has_audio in ((0, True), (3, False), (5, True))]
-    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a")
-    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b")
+    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a", list_dataset)
+    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b", list_dataset)
     assert accumulated.keys() == big_batch.keys() and len(accumulated) > 10
     for name in big_batch:
         torch.testing.assert_close(accumulated[name], big_batch[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path):
+def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
     """--model_type mer2023: the model's own loss (eq. 9, a micro-batch mean) is normalised over the accumulated
     batch by the same compute_loss, so 2 + 1 accumulated samples give the gradients of one batch of 3."""
     from modeling_avcpnet import MER2023Config
@@ -214,8 +203,8 @@ def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path):
     generator = torch.Generator().manual_seed(0)
     examples = [{"input_features": torch.randn(10, generator=generator), "labels": torch.tensor(label),
                  "valence_labels": torch.tensor(valence)} for label, valence in ((0, 0.5), (3, -2.0), (5, 1.5))]
-    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a")
-    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b")
+    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a", list_dataset)
+    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b", list_dataset)
     assert accumulated.keys() == big_batch.keys() and {"uncertainty.d_emotion", "uncertainty.d_valence"} <= set(
         big_batch)
     for name in big_batch:
