@@ -324,3 +324,15 @@ def test_import_loads_neither_torch_nor_transformers(tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "datasets_emotions" in imported and "datasets" in imported
     assert not imported & {"torch", "transformers", "torchvision", "av"}, imported & {"torch", "transformers"}
+
+
+def test_empty_split_says_why_and_shows_the_layout(tmp_path, media):
+    data = tmp_path / "Ekman6"
+    write(data / "trainlist01.txt", "joy/1 4\njoy/2 4")
+    write(data / "testlist01.txt", "fear/3")
+    put(media["corrupt"], data / "joy" / "1.mp4")
+    put(media["clip"], data / "fear" / "3.mp4")
+    with pytest.raises(DataDirError, match=r"(?s)split 'train' has no usable example \(every listed example was "
+                                           r"skipped: 1 listed videos not found \(e.g. joy/2\); 1 unreadable .*"
+                                           r"Expected layout under data_dir:.*trainlist01.txt"):
+        load_dataset("ekman6", data_dir=str(data), cache_dir=str(tmp_path / "c"))
