@@ -77,7 +77,7 @@ def run_naive(path: str, training: bool):
     from transformers.video_utils import load_video
 
     from modeling_avcpnet import AVCPNetProcessor
-    from modeling_avcpnet.video_decoding_avcpnet import MediaReader
+    from modeling_avcpnet.media_avcpnet import MediaReader
 
     processor = AVCPNetProcessor()
     video_processor = processor.video_processor

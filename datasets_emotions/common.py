@@ -25,11 +25,10 @@ from typing import Iterable, Optional
 import datasets
 
 from modeling_avcpnet.labels import POLARITIES
+from modeling_avcpnet.media_avcpnet import FRAME_FILE_PATTERN, VIDEO_EXTENSIONS, MediaError, probe_media
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-FRAME_FILE_PATTERN = re.compile(r"^(\d+)\.(jpe?g|png)$", re.IGNORECASE)  # as the video processor reads them
 SKIPPED_NOTE = "Skipped while preparing: "  # marks the skip report kept in DatasetInfo.description
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".3gp", ".wmv", ".mpg", ".mpeg")
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
                  "valid": "validation", "dev": "validation", "test": "test", "testing": "test"}
 
@@ -357,23 +356,16 @@ def media_problem(path: str) -> Optional[str]:
 
 
 def probe_clip(path: str) -> Optional[str]:
-    """Cheap readability check: open the container with PyAV and read the stream headers (no frame is decoded).
+    """Cheap readability check (``media_avcpnet.probe_media``: the container's stream headers, no frame decoded).
 
     Returns ``None`` when the file opens and has a video stream with a frame size, else the problem in words.
     This catches missing moov atoms, truncated headers, empty and non-media files; a file whose header is intact
     but whose later packets are damaged passes and is left to the processor's own error handling.
     """
-    import av
-
     try:
-        with av.open(path) as container:
-            streams = container.streams.video
-            if not streams:
-                return "no video stream"
-            if not streams[0].codec_context.width or not streams[0].codec_context.height:
-                return "video stream without a frame size"
-    except (av.error.FFmpegError, OSError, ValueError) as error:  # av.open raises subclasses of these
-        return f"unreadable ({type(error).__name__}: {error})"
+        probe_media(path, require_video=True)
+    except MediaError as error:
+        return f"unreadable ({error.problem})"
     return None
 
 
