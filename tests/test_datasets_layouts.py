@@ -87,7 +87,7 @@ def test_ve8_extracted_frames_and_mp3_verbatim_ids_fresh_and_warm(tmp_path, medi
     (message,) = [str(w.message) for w in record if w.category is SkippedExamplesWarning]
     assert "skipped 2 listed example(s): 2 unreadable or unusable media" in message
     assert "Joy/TooShortToExtract (fewer than 16 frames (n_frames is 0" in message
-    assert "Trust/BrokenFrames (video stream without a frame size)" in message  # not an image
+    assert "Trust/BrokenFrames (" in message and "video stream without a frame size" in message  # not an image
     assert {split: part.num_rows for split, part in ds.items()} == {"train": 9, "test": 4}
     assert sorted(ds["train"]["video_id"]) == sorted(f"{c}/{i}" for c, i in VE8_TRAIN)
     assert ds["test"]["video_id"] == [f"{c}/{i}" for c, i in VE8_TEST]  # list order, trailing dots kept
@@ -188,7 +188,7 @@ def test_caer_static_unique_ids_and_wrong_kind(tmp_path, media):
     write(data / "test" / "Happy" / "0002.png", "not a png")
     with pytest.raises(DataDirError, match=r"hold images .*this is CAER-S; .*load_dataset\('caer', 'static'"):
         load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 .*test/Happy/0002 \(video stream without a frame size"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 .*test/Happy/0002 \(.*video stream without a frame size"):
         ds = load_dataset("caer", "static", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert ds["train"]["video_id"] == ["train/Angry/0001", "train/Happy/0001", "train/Surprise/0001"]
     assert set(ds["train"]["video_id"]).isdisjoint(ds["test"]["video_id"])  # numbering restarts per split
