@@ -11,13 +11,12 @@ on disk: decoding is the processor's job, so preparing a dataset never holds a v
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib
 import importlib.metadata
 import inspect
-import difflib
 import os
-import re
 import sys
 import warnings
 from typing import Iterable, Optional
