@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from datasets_emotions import DataDirError, LabelError, SkippedExamplesWarning, load_dataset
-from datasets_emotions.synthetic_media import truncated_copy, write_clip
+from datasets_emotions.synthetic_media import tone, truncated_copy, write_clip
 from tree_files import put, write
 
 datasets.disable_progress_bars()
@@ -53,7 +53,8 @@ def media(tmp_path_factory):
     clip = write_clip(folder / "clip.mp4", frames, fps=4, audio=np.zeros((1, 8000), np.float32), sample_rate=16000)
     corrupt = truncated_copy(clip, folder / "corrupt.mp4", keep_fraction=0.3)
     Image.new("RGB", (8, 8), (10, 200, 10)).save(folder / "frame.jpg")
-    return {"clip": str(clip), "corrupt": str(corrupt), "jpeg": str(folder / "frame.jpg")}
+    mp3 = write_clip(folder / "track.mp3", audio=tone(330.0, 1.0, 44100), sample_rate=44100, audio_codec="libmp3lame")
+    return {"clip": str(clip), "corrupt": str(corrupt), "jpeg": str(folder / "frame.jpg"), "mp3": mp3}
 
 
 def frames_folder(folder, jpeg, n_frames=16):
@@ -75,7 +76,7 @@ def make_ve8_extracted(data, media, imgs="VideoEmotion8--imgs", mp3="VideoEmotio
     ve8_lists(data / "annotations" / "ve8")
     for class_name, video_id in VE8_TRAIN + VE8_TEST + [SHORT, BROKEN]:
         frames_folder(data / imgs / class_name / video_id, media["jpeg"], 0 if (class_name, video_id) == SHORT else 16)
-        put(media["clip"], data / mp3 / class_name / f"{video_id}.mp3")
+        put(media["mp3"], data / mp3 / class_name / f"{video_id}.mp3")
     write(data / imgs / BROKEN[0] / BROKEN[1] / "000001.jpg", "not a jpeg")
 
 
@@ -106,6 +107,16 @@ def test_ve8_extracted_frames_and_mp3_verbatim_ids_fresh_and_warm(tmp_path, medi
     with pytest.warns(SkippedExamplesWarning, match=r"skipped 2 listed example.*when this cached copy was prepared"):
         warm = load_dataset("videoemotion8", data_dir=str(data), cache_dir=cache)
     assert warm["test"]["video_id"] == ds["test"]["video_id"] and warm["train"].num_rows == 9
+    # what training does with such rows: frames from the folder, sound from the mp3
+    from datasets_emotions import with_processor
+    from modeling_avcpnet.configuration_avcpnet import AVCPNetConfig
+    from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+
+    config = AVCPNetConfig.tiny()
+    batch = with_processor(ds["test"], AVCPNetProcessor.from_model_config(config), training=False)[:2]
+    assert batch["pixel_values_videos"].shape[:3] == (2, config.num_segments, config.frames_per_segment)
+    assert batch["audio_mask"].all() and batch["input_features"].abs().sum() > 0
+    assert batch["labels"].tolist() == [VE8_CLASSES.index("Surprise"), VE8_CLASSES.index("Joy")]
 
 
 def test_ve8_annotation_json_and_configurable_roots(tmp_path, media):
@@ -152,8 +163,9 @@ def test_ve8_raw_videos_and_misspelled_class_folder(tmp_path, media):
     with pytest.raises(DataDirError, match=r"class folder 'Surprise/' \(named by 2 entries, e.g. .*trainlist01.txt:2\)"
                                            r".*found 'Suprise/': misspelled\?"):
         load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"))
-    with pytest.raises(ValueError, match=r"has the splits \['train', 'test'\], not 'validation'"):
-        os.rename(data / "Suprise", data / "Surprise")
+    os.rename(data / "Suprise", data / "Surprise")
+    with pytest.raises(ValueError, match=r"has the splits \['train', 'test'\], not 'validation'"), \
+            pytest.warns(SkippedExamplesWarning, match="when this cached copy was prepared"):
         load_dataset("videoemotion8", data_dir=str(data), split="validation", cache_dir=str(tmp_path / "c"))
 
 
