@@ -68,7 +68,8 @@ def ve8_lists(root):
     """classInd + lists in annotations/ve8/ as the code bases keep them; no final newline, test list unlabelled."""
     number = {name: i + 1 for i, name in enumerate(VE8_CLASSES)}
     write(root / "classInd.txt", "\n".join(f"{number[c]} {c}" for c in VE8_CLASSES))
-    write(root / "trainlist01.txt", "\r\n".join(f"{c}/{i} {number[c]}" for c, i in VE8_TRAIN + [SHORT, BROKEN]))
+    lines = [f"{c}/{i} {number[c]}" for c, i in VE8_TRAIN + [SHORT, BROKEN]] + ["Anger/OfficeRage3 1"]  # listed twice
+    write(root / "trainlist01.txt", "\r\n".join(lines))
     write(root / "testlist01.txt", "\n".join(f"{c}/{i}" for c, i in VE8_TEST) + "\n\n")
 
 
@@ -86,7 +87,8 @@ def test_ve8_extracted_frames_and_mp3_verbatim_ids_fresh_and_warm(tmp_path, medi
     with pytest.warns(SkippedExamplesWarning) as record:
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=cache)
     (message,) = [str(w.message) for w in record if w.category is SkippedExamplesWarning]
-    assert "skipped 2 listed example(s): 2 unreadable or unusable media" in message
+    assert "skipped 3 listed example(s): 1 duplicate entries in a split list (e.g. Anger/OfficeRage3); " \
+           "2 unreadable or unusable media" in message
     assert "Joy/TooShortToExtract (fewer than 16 frames (n_frames is 0" in message
     assert "Trust/BrokenFrames (" in message and "video stream without a frame size" in message  # not an image
     assert {split: part.num_rows for split, part in ds.items()} == {"train": 9, "test": 4}
@@ -104,7 +106,7 @@ def test_ve8_extracted_frames_and_mp3_verbatim_ids_fresh_and_warm(tmp_path, medi
     assert ds["train"].features["label"].names == [c.lower() for c in VE8_CLASSES]
     assert "Skipped while preparing" in ds["train"].info.description
     # warm cache: the same rows and the same counts, warned again
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 2 listed example.*when this cached copy was prepared"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 3 listed example.*when this cached copy was prepared"):
         warm = load_dataset("videoemotion8", data_dir=str(data), cache_dir=cache)
     assert warm["test"]["video_id"] == ds["test"]["video_id"] and warm["train"].num_rows == 9
     # what training does with such rows: frames from the folder, sound from the mp3
@@ -140,9 +142,9 @@ def test_ve8_annotation_json_and_configurable_roots(tmp_path, media):
         warnings.simplefilter("ignore", SkippedExamplesWarning)
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"),
                           frames_dir="pictures", audio_dir=str(data / "sound"))
-    # the JSON is keyed by bare id: OfficeRage3 survives once (in the class written last, Disgust)
+    # the JSON is keyed by bare id: OfficeRage3 survives once, in the class written last (the repeated Anger line)
     assert ds["train"].num_rows == 8 and ds["test"].num_rows == 4
-    assert "Disgust/OfficeRage3" in ds["train"]["video_id"] and "Anger/OfficeRage3" not in ds["train"]["video_id"]
+    assert "Anger/OfficeRage3" in ds["train"]["video_id"] and "Disgust/OfficeRage3" not in ds["train"]["video_id"]
     assert ds["test"][0]["audio"] == str(data / "sound" / "Surprise" / "LongDistanceSurprise..mp3")
 
 
@@ -152,8 +154,9 @@ def test_ve8_raw_videos_and_misspelled_class_folder(tmp_path, media):
     for class_name, video_id in VE8_TRAIN + VE8_TEST:  # the original files: id + its extension
         put(media["clip"], data / class_name / f"{video_id}.mp4")
     put(media["corrupt"], data / SHORT[0] / f"{SHORT[1]}.mp4")
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 2 listed example.*1 listed videos not found "
-                                                    r"\(e.g. Trust/BrokenFrames\); 1 unreadable .*TooShortToExtract"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 3 listed example.*1 listed videos not found "
+                                                    r"\(e.g. Trust/BrokenFrames\); 1 duplicate .*; 1 unreadable .*"
+                                                    r"TooShortToExtract"):
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     rows = {row["video_id"]: row for row in ds["train"]}
     assert rows["Surprise/EmilysBirthdaySurprise.mp4"]["video"] == str(data / "Surprise" /
