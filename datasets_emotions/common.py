@@ -364,6 +364,8 @@ def probe_clip(path: str) -> Optional[str]:
     try:
         probe_media(path, require_video=True)
     except MediaError as error:
+        if error.problem.startswith(("has no video stream", "video stream without a frame size")):
+            return error.problem  # a readable container that lacks what the model needs
         return f"unreadable ({error.problem})"
     return None
 
