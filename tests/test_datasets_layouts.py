@@ -141,7 +141,7 @@ def test_ve8_annotation_json_and_configurable_roots(tmp_path, media):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedExamplesWarning)
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"),
-                          frames_dir="pictures", audio_dir=str(data / "sound"))
+                          frames_dir="pictures", audio_dir=str(data / "sound"), annotation_path="ve8_01.json")
     # the JSON is keyed by bare id: OfficeRage3 survives once, in the class written last (the repeated Anger line)
     assert ds["train"].num_rows == 8 and ds["test"].num_rows == 4
     assert "Anger/OfficeRage3" in ds["train"]["video_id"] and "Disgust/OfficeRage3" not in ds["train"]["video_id"]
