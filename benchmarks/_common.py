@@ -10,8 +10,8 @@ import resource
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+# This tree's packages first, not an installed (or editable, other-checkout) copy.
+sys.path[:] = [REPO] + [path for path in sys.path if os.path.abspath(path or ".") != REPO]
 
 
 # ---- resident memory (Linux) ----------------------------------------------------------------------------------------
@@ -24,7 +24,13 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """The peak resident set size of this process so far (`ru_maxrss`; never reset)."""
+    """This program's peak resident size (VmHWM). Not ``ru_maxrss``: on Linux that survives ``exec`` and so starts
+    at the parent's size when the parent is larger."""
+    return proc_status_kib("VmHWM") * 1024
+
+
+def max_rss_bytes() -> int:
+    """``ru_maxrss`` (the process's peak resident size, including what it inherited across ``exec``)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from _common import REPO, peak_rss_bytes, rss_bytes, write_clip_once  # the repository on sys.path
+from _common import REPO, max_rss_bytes, rss_bytes, write_clip_once  # the repository on sys.path
 
 
 def make_clip(path: str, seconds: int) -> str:
@@ -71,7 +71,7 @@ def run_naive(path: str, training: bool):
     from transformers.video_utils import load_video
 
     from modeling_avcpnet import AVCPNetProcessor
-    from modeling_avcpnet.video_decoding_avcpnet import MediaReader
+    from modeling_avcpnet.media_avcpnet import MediaReader
 
     processor = AVCPNetProcessor()
     video_processor = processor.video_processor
@@ -140,7 +140,7 @@ def worker(method: str, path: str, repeats: int, training: bool) -> None:
         start = time.perf_counter()
         once()
         times.append(time.perf_counter() - start)
-    peak = peak_rss_bytes() / 2**20
+    peak = max_rss_bytes() / 2**20
     print(json.dumps({"seconds": statistics.median(times), "all": times, "peak_mb": peak - baseline}))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Callable, Union
 
 import datasets
-import torch
 
 MODEL_INPUT_KEYS = ("pixel_values_videos", "input_features", "audio_mask")
 
@@ -37,6 +36,8 @@ class BatchTransform:
                                   **self.processor_kwargs)
         outputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
         if "label" in batch:
+            import torch  # here, not at module level: importing datasets_emotions must not load torch
+
             labels = torch.as_tensor(batch["label"], dtype=torch.long)
             kept = getattr(features, "kept_indices", None)  # set by the processor; skip_bad_files drops rows
             outputs["labels"] = labels[torch.as_tensor(kept, dtype=torch.long)] if kept is not None else labels
