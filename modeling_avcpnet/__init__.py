@@ -38,7 +38,7 @@ _LAZY_NAMES = {
         "AVCPNetVideoClassifierOutput",
     ],
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
-    "pipeline_avcpnet": ["AVCPNetPipeline", "save_for_pipeline"],
+    "pipeline_avcpnet": ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "save_for_pipeline"],
     "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }
@@ -89,6 +89,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         AVCPNetVideoClassifierOutput,
     )
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
-    from .pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
+    from .pipeline_avcpnet import AVCPNetPipeline, AVCPNetVideoClassificationPipeline, save_for_pipeline
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
     from .video_processing_avcpnet import AVCPNetVideoProcessor
