@@ -79,6 +79,10 @@ class AVCPNetModelOutput(ModelOutput):
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Video Swin hidden states (patch embeddings, then each stage), each of shape
             `(batch_size, num_segments, time_i, height_i, width_i, channels_i)`.
+        visual_fusion_term, audio_fusion_term (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            The SF layer's own term of each modality on the post-CAF features (audio-visual configs with
+            `unimodal_head="sf_terms"`); for `sum`, `ew_sum`, `concat` fusion they add up to `fused_embeds` (clips
+            with audio). A clip without audio has its visual term computed on its pre-CAF `visual_embeds`.
         audio_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Audio ResNet hidden states (stem, then each stage), each of shape
             `(batch_size, audio_segments, channels_i, time_i, mfcc_i)`; zeros for clips without audio.
@@ -90,6 +94,8 @@ class AVCPNetModelOutput(ModelOutput):
     fused_embeds: torch.FloatTensor | None = None
     visual_embeds: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
+    visual_fusion_term: torch.FloatTensor | None = None
+    audio_fusion_term: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -355,17 +361,27 @@ class AVCPNetCrossAttentionFusion(nn.Module):
         return visual, audio
 
 
+# SF-layer variants that are a sum of a visual and an audio term (so the unimodal logits add up to the fused ones).
+ADDITIVE_FUSION_TYPES = ("sum", "ew_sum", "concat")
+
+
 class AVCPNetModalityFusion(nn.Module):
     r"""
-    SF layer: a linear layer per modality, then the fusion of `config.fusion_type` (see the module docstring;
-    `sum` is eq. 8). Inputs `visual, audio (B, hidden_size)`; output `(B, hidden_size)`.
+    SF layer: the fusion of `config.fusion_type` (see the module docstring; `sum` is eq. 8). Inputs `visual, audio
+    (B, hidden_size)` (the CAF outputs); output `(B, hidden_size)`.
+
+    `modality_terms(visual, audio)` gives each modality's own term `(B, hidden_size)` x 2 (the public code's
+    `fc_y(v')`, `fc_x(a')`): for the additive types (`sum`, `ew_sum`, `concat`) the two terms add up to the fused
+    output exactly (`concat` splits its output layer by input half and its bias in two); for `ew_product`,
+    `neural`, `gated` a term is the layer's output with the other modality's input set to zeros.
     """
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.fusion_type = config.fusion_type
-        self.visual_projection = nn.Linear(config.hidden_size, config.hidden_size)
-        self.audio_projection = nn.Linear(config.hidden_size, config.hidden_size)
+        if self.fusion_type != "ew_sum":  # ew_sum adds the two vectors as they are, without per-modality layers
+            self.visual_projection = nn.Linear(config.hidden_size, config.hidden_size)
+            self.audio_projection = nn.Linear(config.hidden_size, config.hidden_size)
         if self.fusion_type == "concat":
             self.output = nn.Linear(2 * config.hidden_size, config.hidden_size)
         elif self.fusion_type == "neural":
@@ -373,31 +389,58 @@ class AVCPNetModalityFusion(nn.Module):
             self.activation = nn.ReLU()
             self.output = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    @property
+    def is_additive(self) -> bool:
+        return self.fusion_type in ADDITIVE_FUSION_TYPES
+
+    def _additive_terms(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fusion_type == "ew_sum":
+            return visual, audio
         visual, audio = self.visual_projection(visual), self.audio_projection(audio)
         if self.fusion_type == "sum":
-            return visual + audio
-        if self.fusion_type == "ew_sum":
+            return visual, audio
+        width = visual.shape[-1]  # concat: Linear([v; a]) = W[:, :C] v + W[:, C:] a + b, the bias split in two
+        weight, half_bias = self.output.weight, self.output.bias / 2
+        return (nn.functional.linear(visual, weight[:, :width], half_bias),
+                nn.functional.linear(audio, weight[:, width:], half_bias))
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if self.is_additive:
+            visual_term, audio_term = self._additive_terms(visual, audio)
+            return visual_term + audio_term
+        visual, audio = self.visual_projection(visual), self.audio_projection(audio)
+        if self.fusion_type == "ew_product":
             return visual * audio
         if self.fusion_type == "gated":
-            return torch.sigmoid(visual) * audio
-        if self.fusion_type == "concat":
-            return self.output(torch.cat([visual, audio], dim=-1))
+            return torch.sigmoid(audio) * visual  # the audio features gate the visual ones (public GatedFusion call)
         return self.output(self.activation(self.hidden(torch.cat([visual, audio], dim=-1))))  # neural
+
+    def modality_terms(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.is_additive:
+            return self._additive_terms(visual, audio)
+        return self(visual, torch.zeros_like(audio)), self(torch.zeros_like(visual), audio)
 
 
 class AVCPNetFusion(nn.Module):
-    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then the SF layer. `(B, C1) x 2 -> (B, C1)`."""
+    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then the SF layer. `(B, C1) x 2 -> (B, C1)`;
+    with `return_terms=True` also the SF layer's per-modality terms (see `AVCPNetModalityFusion.modality_terms`)."""
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.cross_attention = AVCPNetCrossAttentionFusion(config) if config.use_cross_attention else None
         self.modality_fusion = AVCPNetModalityFusion(config)
 
-    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor, has_audio: torch.Tensor | None = None,
+                return_terms: bool = False):
         if self.cross_attention is not None:
-            visual, audio = self.cross_attention(visual, audio)
-        return self.modality_fusion(visual, audio)
+            attended_visual, audio = self.cross_attention(visual, audio)
+            # A clip without audio has nothing to attend to: its visual vector skips the CAF layer.
+            visual = attended_visual if has_audio is None else torch.where(has_audio.unsqueeze(-1), attended_visual,
+                                                                           visual)
+        fused = self.modality_fusion(visual, audio)
+        if not return_terms:
+            return fused
+        return fused, self.modality_fusion.modality_terms(visual, audio)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -583,8 +626,14 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             has_audio = self._audio_mask(audio_mask, batch_size, input_features.device)
             audio_embeds, audio_hidden_states = self._encode_audio(input_features, has_audio, output_hidden_states)
 
+        visual_term = audio_term = None
         if self.fusion is not None:
-            fused_embeds = self.fusion(visual_embeds, audio_embeds)
+            if config.unimodal_head == "sf_terms":
+                fused_embeds, (visual_term, audio_term) = self.fusion(
+                    visual_embeds, audio_embeds, has_audio, return_terms=True
+                )
+            else:
+                fused_embeds = self.fusion(visual_embeds, audio_embeds, has_audio)
             fused_embeds = torch.where(has_audio.unsqueeze(-1), fused_embeds, visual_embeds)
         else:
             fused_embeds = visual_embeds if self.uses_visual else audio_embeds
@@ -593,6 +642,8 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             fused_embeds=fused_embeds,
             visual_embeds=visual_embeds,
             audio_embeds=audio_embeds,
+            visual_fusion_term=visual_term,
+            audio_fusion_term=audio_term,
             hidden_states=hidden_states,
             audio_hidden_states=audio_hidden_states,
             attentions=attentions,
@@ -642,11 +693,43 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         both = self.avcpnet.uses_visual and self.avcpnet.uses_audio
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if both else None
+        # Single-modality configs classify with their modality's head; audio-visual ones have per-modality heads
+        # only with unimodal_head="separate" (otherwise the unimodal logits are the SF terms through `classifier`).
+        separate = not both or config.unimodal_head == "separate"
         self.visual_classifier = (
-            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_visual else None
+            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_visual and separate else None
         )
-        self.audio_classifier = nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_audio else None
+        self.audio_classifier = (
+            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_audio and separate else None
+        )
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, output_loading_info: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing weights whose unimodal heads do not match
+        `config.unimodal_head` (which transformers would only warn about, leaving random heads or unused weights)."""
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        head_keys = ("visual_classifier.", "audio_classifier.")
+        unexpected = [key for key in info["unexpected_keys"] if key.startswith(head_keys)]
+        missing = [key for key in info["missing_keys"] if key.startswith(head_keys)]
+        has_heads = not any(key.startswith("classifier.") for key in info["missing_keys"])  # not a bare backbone
+        if unexpected or (missing and has_heads):
+            saved = "separate per-modality heads" if unexpected else "no per-modality heads (SF-term placement)"
+            fix = "separate" if unexpected else "sf_terms"
+            raise ValueError(
+                f"{cls.__name__}.from_pretrained({str(pretrained_model_name_or_path)!r}): the checkpoint has {saved} "
+                f"({(unexpected or missing)[0]}, ...) but config.unimodal_head={model.config.unimodal_head!r}; load "
+                f"it with unimodal_head={fix!r} (the placement it was trained with)"
+            )
+        return (model, info) if output_loading_info else model
+
+    def _term_logits(self, term: torch.Tensor) -> torch.Tensor:
+        """A modality's SF term through the fused classifier; for the additive fusions each term takes half the
+        bias, so that visual + audio logits = fused logits (the public code's evaluation split)."""
+        bias = self.classifier.bias
+        if self.avcpnet.fusion.modality_fusion.is_additive:
+            bias = bias / 2
+        return nn.functional.linear(self.dropout(term), self.classifier.weight, bias)
 
     def forward(
         self,
@@ -680,6 +763,9 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
             return_dict=True,
         )
         visual_logits = audio_logits = None
+        if outputs.visual_fusion_term is not None:  # unimodal_head="sf_terms"
+            visual_logits = self._term_logits(outputs.visual_fusion_term)
+            audio_logits = self._term_logits(outputs.audio_fusion_term)
         if self.visual_classifier is not None:
             visual_logits = self.visual_classifier(self.dropout(outputs.visual_embeds))
         if self.audio_classifier is not None:
