@@ -78,17 +78,21 @@ class AVCPNetModelOutput(ModelOutput):
             Audio features after the temporal attention and temporal pooling (F_a^2); zeros for clips without audio.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Video Swin hidden states (patch embeddings, then each stage), each of shape
-            `(batch_size, num_segments, time_i, height_i, width_i, channels_i)`.
+            `(batch_size * num_segments, time_i, height_i, width_i, channels_i)` (row `b * num_segments + s` is
+            segment `s` of clip `b`): the encoder's own tensors, on the autograd graph (`retain_grad()` works), not
+            reshaped copies; `.view(batch_size, num_segments, ...)` for a per-clip view.
         visual_fusion_term, audio_fusion_term (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
             The SF layer's own term of each modality on the post-CAF features (audio-visual configs with
             `unimodal_head="sf_terms"`); for `sum`, `ew_sum`, `concat` fusion they add up to `fused_embeds` (clips
             with audio). A clip without audio has its visual term computed on its pre-CAF `visual_embeds`.
         audio_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Audio ResNet hidden states (stem, then each stage), each of shape
-            `(batch_size, audio_segments, channels_i, time_i, mfcc_i)`; zeros for clips without audio.
+            `(clips_with_audio * audio_segments, channels_i, time_i, mfcc_i)`: the ResNet's own tensors (on the
+            autograd graph), rows `c * audio_segments + s` for the `c`-th clip with audio (`audio_mask` True, in
+            batch order); None when no clip of the batch has audio.
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
             Video Swin attention probabilities of every block, each of shape
-            `(batch_size, num_segments, num_windows, num_heads, window_volume, window_volume)`.
+            `(batch_size * num_segments, num_windows, num_heads, window_volume, window_volume)` (on the graph).
     """
 
     fused_embeds: torch.FloatTensor | None = None
@@ -255,7 +259,7 @@ class AVCPNetAudioEncoder(nn.Module):
     then the temporal attention module and temporal pooling.
 
     Input `input_features (N, audio_segments, time, num_mfcc)`; output `(N, hidden_size)` (F_a^2 of the paper) and,
-    when asked, the ResNet hidden states, each `(N, audio_segments, channels, time_i, mfcc_i)`.
+    when asked, the ResNet hidden states as computed, each `(N * audio_segments, channels, time_i, mfcc_i)`.
     """
 
     def __init__(self, config: AVCPNetConfig):
@@ -271,8 +275,6 @@ class AVCPNetAudioEncoder(nn.Module):
         )
         segment_features = self.projection(pooled).view(batch_size, segments, -1)
         audio_embeds, _ = self.temporal_attention(segment_features)
-        if hidden_states is not None:
-            hidden_states = tuple(state.reshape(batch_size, segments, *state.shape[1:]) for state in hidden_states)
         return audio_embeds, hidden_states
 
 
@@ -615,10 +617,8 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             )
             # Mean over space and time (pooler_output), then over segments; the FC commutes with the mean.
             visual_embeds = self.visual_projection(encoded.pooler_output.view(batch_size, segments, -1).mean(dim=1))
-            if output_hidden_states:
-                hidden_states = tuple(s.reshape(batch_size, segments, *s.shape[1:]) for s in encoded.hidden_states)
-            if output_attentions:
-                attentions = tuple(a.reshape(batch_size, segments, *a.shape[1:]) for a in encoded.attentions)
+            # The encoder's own tensors (a reshaped copy would be off the autograd graph: no retain_grad()).
+            hidden_states, attentions = encoded.hidden_states, encoded.attentions
 
         audio_embeds = audio_hidden_states = None
         has_audio = None
@@ -651,20 +651,15 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     def _encode_audio(self, input_features: torch.Tensor, has_audio: torch.Tensor, output_hidden_states: bool):
-        """Run the audio encoder on the clips that have audio only; zeros for the others (and no audio hidden
-        states at all when no clip of the batch has audio)."""
+        """Run the audio encoder on the clips that have audio only; zeros for the others. The hidden states are
+        those of the clips with audio (None when no clip of the batch has audio)."""
         if bool(has_audio.all()):
             return self.audio_encoder(input_features, output_hidden_states)
         batch_size = input_features.shape[0]
         if not bool(has_audio.any()):
             return input_features.new_zeros(batch_size, self.config.hidden_size), None
-        present, hidden_present = self.audio_encoder(input_features[has_audio], output_hidden_states)
+        present, hidden_states = self.audio_encoder(input_features[has_audio], output_hidden_states)
         embeds = present.new_zeros(batch_size, *present.shape[1:]).index_put((has_audio,), present)
-        hidden_states = None
-        if hidden_present is not None:
-            hidden_states = tuple(
-                state.new_zeros(batch_size, *state.shape[1:]).index_put((has_audio,), state) for state in hidden_present
-            )
         return embeds, hidden_states
 
 

@@ -99,20 +99,40 @@ def test_return_dict_false_tuple_matches(model, config):
 def test_hidden_states_and_attentions_shapes(model, config):
     with torch.no_grad():
         out = model(**make_inputs(config), output_hidden_states=True, output_attentions=True)
-    # Video Swin: patch embeddings + one per stage, (B, S, T', H', W', C) with T' = frames / 2, H' = W' = 32 / 4.
+    # Video Swin: patch embeddings + one per stage, (B*S, T', H', W', C) with T' = frames / 2, H' = W' = 32 / 4.
     assert len(out.hidden_states) == len(config.depths) + 1
     t, h = config.frames_per_segment // 2, config.image_size // 4
-    expected = [(2, 2, t, h, h, 24), (2, 2, t, h, h, 24), (2, 2, t, h // 2, h // 2, 48),
-                (2, 2, t, h // 4, h // 4, 96), (2, 2, t, h // 8, h // 8, 192)]
+    expected = [(4, t, h, h, 24), (4, t, h, h, 24), (4, t, h // 2, h // 2, 48),
+                (4, t, h // 4, h // 4, 96), (4, t, h // 8, h // 8, 192)]
     assert [tuple(s.shape) for s in out.hidden_states] == expected
-    # Audio ResNet: stem + one per stage, (B, A, C, time, mfcc); stem stride (2, 1) then max pool /2.
+    # Audio ResNet: stem + one per stage, (B*A, C, time, mfcc); stem stride (2, 1) then max pool /2.
     time = config.audio_length // config.audio_segments
     widths = [config.audio_embedding_size] + config.audio_hidden_sizes
     sizes = [(time // 4, config.num_mfcc // 2)] * 2 + [(time // 8, 8), (time // 16, 4), (time // 32, 2)]
     assert [tuple(s.shape) for s in out.audio_hidden_states] == [
-        (2, config.audio_segments, c, *size) for c, size in zip(widths, sizes)]
+        (2 * config.audio_segments, c, *size) for c, size in zip(widths, sizes)]
     assert len(out.attentions) == sum(config.depths)
-    assert out.attentions[0].shape[:2] == (2, 2) and out.attentions[0].shape[3] == config.num_heads[0]
+    assert out.attentions[0].shape[0] == 4 and out.attentions[0].shape[2] == config.num_heads[0]
+
+
+@pytest.mark.parametrize("audio_mask", [None, [True, False]])
+def test_hidden_states_are_the_tensors_on_the_graph(config, audio_mask):
+    """transformers' convention: retain_grad() on a returned hidden state yields its gradient (a reshaped copy
+    would be a leaf of nothing and keep grad None)."""
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config)
+    mask = None if audio_mask is None else torch.tensor(audio_mask)
+    out = model(**make_inputs(config), audio_mask=mask, labels=torch.tensor([1, 3]), output_hidden_states=True,
+                output_attentions=True)
+    states = out.hidden_states + out.audio_hidden_states + out.attentions
+    for state in states:
+        state.retain_grad()
+    out.loss.backward()
+    assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in out.hidden_states)
+    assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in out.audio_hidden_states)
+    assert all(state.grad is not None for state in out.attentions)
+    clips_with_audio = 2 if audio_mask is None else 1
+    assert out.audio_hidden_states[0].shape[0] == clips_with_audio * config.audio_segments
 
 
 def test_eager_attention_matches_sdpa(model, config):
