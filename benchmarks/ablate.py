@@ -124,6 +124,8 @@ def main():
     parser.add_argument("--learning_rate", type=float, default=2e-3)
     parser.add_argument("--unimodal_heads", nargs="*", default=["sf_terms", "separate"],
                         choices=["sf_terms", "separate"], help="unimodal-head placements to run (config.unimodal_head)")
+    parser.add_argument("--variants", nargs="*", default=None,
+                        help="run only these rows (names as in the tables), e.g. to split a run over processes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default=None, help="also write the markdown here")
     args = parser.parse_args()
@@ -142,7 +144,7 @@ def main():
           flush=True)
 
     results: dict[str, list[dict]] = {}
-    wanted = [name for table in args.tables for name in TABLES[table]]
+    wanted = [name for table in args.tables for name in TABLES[table] if not args.variants or name in args.variants]
     for placement in args.unimodal_heads:
         for name in dict.fromkeys(wanted):
             overrides, gammas = variant_settings(name, placement)
@@ -169,7 +171,9 @@ def main():
                 overrides, gammas = variant_settings(name, placement)
                 if "unimodal_head" not in overrides and placement != args.unimodal_heads[0]:
                     continue  # single modality: one row
-                runs = results[json.dumps([overrides, gammas], sort_keys=True)]
+                runs = results.get(json.dumps([overrides, gammas], sort_keys=True))
+                if runs is None:  # left out by --variants
+                    continue
                 column = lambda key: mean_spread([run[key] for run in runs if key in run])  # noqa: E731
                 shown = overrides.get("unimodal_head", "-")
                 lines.append(f"| {name} | {shown} | {column('accuracy')} | {column('wa_f1')} | "
