@@ -5,10 +5,40 @@
     input_features (B, A, T, n_mfcc)        -> 1-channel ResNet-34 per segment -> spatial mean -> FC (B, A, C1)
                                                -> temporal attention (1x1 conv, FC, ReLU) -> weighted temporal mean
                                                                              = audio_embeds (B, C1)
-    TS-CF: CAF layer (4-head cross-attention both ways, pooling, linear, residual; eq. 4-7)
-           SF layer  (a linear per modality, then `config.fusion_type`; eq. 8 for "sum")
-                                                                             = fused_embeds (B, C1)
-    heads: fused -> logits, visual -> visual_logits, audio -> audio_logits; loss = multi-task EP-CE (eq. 9-10)
+    TS-CF: CAF layer (4-head cross-attention both ways, pooling, linear, residual; eq. 4-7)   -> v', a'
+           SF layer  (`config.fusion_type`; eq. 8 for "sum": P_v v' + P_a a')               = fused_embeds (B, C1)
+    heads: classifier(fused) -> logits; visual_logits / audio_logits per `config.unimodal_head` (below);
+           loss = multi-task EP-CE (eq. 9-10)
+
+Where the implementation chooses between readings of the paper and its public code (XuecWu/eMotions, AV-CANet:
+`models/AVNet.py`, `models/fusion_modules.py`, `main_final_delay.py`), the default being the paper's/public code's:
+
+- Unimodal logits (eq. 10's L_v, L_a), `config.unimodal_head`:
+  `"sf_terms"` (default, the public code): the SF layer's own per-modality terms on the post-CAF features through
+  the fused classifier. The public code calls `fusion_module(audio, visual)` (SumFusion: `fc_x(a') + fc_y(v')`,
+  straight to the classes) and its training loop takes `out_v = v' fc_y.W^T + fc_y.b`, `out_a = a' fc_x.W^T +
+  fc_x.b`; for concat it splits `fc_out`'s weight by input half and gives each half `fc_out.b / 2`. Here the SF
+  layer outputs C1 features and one classifier (W_c, b_c) follows, so `visual_logits = W_c t_v + b_c / 2` and
+  `audio_logits = W_c t_a + b_c / 2` with t_v + t_a = fused_embeds: for `sum`, `ew_sum` and `concat` the two add
+  up to `logits` exactly (the public code's evaluation split of the bias; its training loss gives each term the
+  full bias of its fc layer, which differs only by a per-class constant). L_v and L_a thus train the CAF and SF
+  layers as in the public code. For `ew_product`, `neural` and `gated`, which are not a sum of per-modality terms
+  (the public loop has no working branch for them), a term is the SF output with the other modality's input set
+  to zeros, through the full classifier. `"separate"`: a classifier per modality on the pre-CAF features (what
+  this package did before the field existed; a saved config without the field loads as `"separate"`, and
+  `from_pretrained` refuses weights whose heads do not match the config's placement, naming the fix).
+- `fusion_type` (table 8): `sum` = P_v v' + P_a a' (eq. 8); `ew_sum` ("EW-SumFusion", "EW" = element-wise): the
+  public code defines no such module, so it is the plain element-wise sum v' + a' with no per-modality layers,
+  before the shared classifier; `ew_product` = P_v v' * P_a a' (the element-wise product that `ew_sum` computed
+  before; a config saved before `unimodal_head` existed with `fusion_type="ew_sum"` loads as `ew_product`);
+  `concat` = Linear([P_v v'; P_a a']); `neural` = a two-layer MLP (Linear, ReLU, Linear) on [P_v v'; P_a a'] (not
+  in the public code); `gated` = sigmoid(P_a a') * P_v v': the public code's GatedFusion (x_gate=True) gates its
+  `y` by `sigmoid(fc_x(x))` and AVNet calls the fusion module as `(audio, visual)`, so the audio features gate
+  the visual ones (the reverse of this package before; Kiela et al. 2018, the paper's [28], defines the gate
+  generically).
+- `hidden_states` / `audio_hidden_states` / `attentions` are the encoders' own tensors, on the autograd graph, in
+  the encoders' batch layout (`batch * segments` rows; audio: the clips with audio only), as transformers models
+  that fold frames into the batch (X-CLIP) do; a `(batch, segments, ...)` reshape would be a copy off the graph.
 
 Design decisions where the paper is silent (documented here and in the docstrings below):
 
@@ -20,17 +50,11 @@ Design decisions where the paper is silent (documented here and in the docstring
   and (3) a nested `PreTrainedModel` would initialise itself on its own during construction.
 - Clips without audio (`audio_mask[i] == False`) never enter the audio encoder (so their MFCCs, usually zeros,
   cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
-  their `visual_logits` and their `fused_embeds` are their `visual_embeds`. Their `audio_embeds` are zeros and their
+  their `visual_logits` and their `fused_embeds` are their `visual_embeds` (with `unimodal_head="sf_terms"` their
+  visual term is computed on the pre-CAF `visual_embeds`: with no audio there is nothing to attend to). Their `audio_embeds` are zeros and their
   `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
   (see `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and
   they are left out of its loss.
-- `fusion_type` (table 8 of the paper); every variant first applies a linear layer per modality (`v`, `a`) and
-  outputs `hidden_size` features:
-  `sum` = v + a (eq. 8, the paper's choice); `ew_sum` = v * a, the element-wise (Hadamard) product: eq. 8 is already
-  an element-wise addition of the projected features, so the separate "EW" row of table 8 can only differ in the
-  element-wise operator, and the product is the other standard element-wise fusion; `concat` = Linear([v; a]);
-  `neural` = a two-layer MLP (Linear, ReLU, Linear) on [v; a]; `gated` = sigmoid(v) * a (Kiela et al. 2018, the
-  paper's reference [28]: the visual features gate the audio features).
 - The CAF layer follows the paper literally: each modality vector is a sequence of length 1, so each attention
   has one key and returns the projected value of the other modality; the module works unchanged on longer sequences.
 - Under gradient checkpointing the audio ResNet's batch-norm layers are run twice in training (forward and
