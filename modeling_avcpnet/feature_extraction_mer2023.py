@@ -74,6 +74,9 @@ class MER2023DeepFeatureExtractor:
             already decoded data (`{"array", "sampling_rate"}` / a 1-D array for audio, `(T, H, W, 3)` uint8 for video).
             An empty audio value means "read the audio track of the video".
         device: where the backbones run (default: where they are).
+        face_cropper: a callable `(T, H, W, 3) uint8 -> (T, h, w, 3) uint8` applied to each clip's frames before
+            the vision backbone, e.g. `face_crop_mer2023.FaceCropper()` (the paper's OpenFace crop stage, offline;
+            see that module); None feeds the full frames.
 
     Example:
 
@@ -101,6 +104,7 @@ class MER2023DeepFeatureExtractor:
         audio_column: str = "audio",
         video_column: str = "video",
         device: str | torch.device | None = None,
+        face_cropper=None,
     ):
         if audio_model is None and vision_model is None:
             raise ValueError("MER2023DeepFeatureExtractor needs an audio_model, a vision_model or both")
@@ -123,6 +127,7 @@ class MER2023DeepFeatureExtractor:
         self.audio_name = audio_name or (audio_model.config.model_type if audio_model is not None else None)
         self.vision_name = vision_name or (vision_model.config.model_type if vision_model is not None else None)
         self.audio_column, self.video_column = audio_column, video_column
+        self.face_cropper = face_cropper
         if device is not None:
             for model in (self.audio_model, self.vision_model):
                 if model is not None:
@@ -263,9 +268,8 @@ class MER2023DeepFeatureExtractor:
         return load_waveform(source, self.sampling_rate)
 
     def _frames(self, video_value: Any) -> np.ndarray:
-        if isinstance(video_value, np.ndarray):
-            return video_value
-        return load_frames(video_value, self.num_frames)
+        frames = video_value if isinstance(video_value, np.ndarray) else load_frames(video_value, self.num_frames)
+        return self.face_cropper(frames) if self.face_cropper is not None else frames
 
     def __call__(self, batch: dict[str, list]) -> dict[str, np.ndarray]:
         """A batch of dataset rows -> one column per feature plus `input_features` (their concatenation)."""
@@ -292,6 +296,8 @@ class MER2023DeepFeatureExtractor:
             settings = {"audio_layers": self.audio_layers, "vision_layer": self.vision_layer,
                         "num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
                         "names": [self.audio_name, self.vision_name], "version": 2}  # 2: upright frames
+            if self.face_cropper is not None:  # (absent otherwise, so that earlier caches stay valid)
+                settings["face_crop"] = getattr(self.face_cropper, "settings", repr(self.face_cropper))
             digest.update(json.dumps(settings, sort_keys=True).encode())
             for model in (self.audio_model, self.vision_model):
                 if model is None:
