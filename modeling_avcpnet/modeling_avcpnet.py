@@ -75,7 +75,7 @@ from transformers.models.resnet.modeling_resnet import ResNetBasicLayer
 from transformers.utils import ModelOutput
 
 from .configuration_avcpnet import AVCPNetConfig
-from .loss_avcpnet import compute_multitask_loss
+from .loss_avcpnet import compute_multitask_loss, normalize_audio_mask
 from .modeling_video_swin import VideoSwinEncoder, init_video_swin_weights
 
 # The Auto classes that a saved folder maps to our classes (see `AVCPNetPreTrainedModel.save_pretrained`).
@@ -519,13 +519,7 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
 
     def _audio_mask(self, audio_mask: torch.Tensor | None, batch_size: int, device: torch.device) -> torch.Tensor:
         """`audio_mask` as a `(batch,)` bool tensor (None = every clip has audio), checked."""
-        if audio_mask is None:
-            return torch.ones(batch_size, dtype=torch.bool, device=device)
-        audio_mask = torch.as_tensor(audio_mask, device=device)
-        if audio_mask.shape != (batch_size,):
-            raise ValueError(f"{type(self).__name__}: audio_mask must have shape ({batch_size},) (one flag per clip), "
-                             f"got {tuple(audio_mask.shape)}")
-        return audio_mask.bool()
+        return normalize_audio_mask(audio_mask, batch_size, device, type(self).__name__)
 
 
 class AVCPNetModel(AVCPNetPreTrainedModel):
