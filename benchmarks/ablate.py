@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -132,14 +133,20 @@ def main():
                         help="run only these rows (names as in the tables), e.g. to split a run over processes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default=None, help="also write the markdown here")
+    parser.add_argument("--from_logs", nargs="*", default=None,
+                        help="train nothing: build the tables from the logs (stdout) of earlier runs, e.g. of one "
+                             "run split over processes with --variants (the last run of a name/placement/seed wins)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    if args.from_logs:
+        results, test_size = results_from_logs(args.from_logs)
+        return write_tables(results, test_size, args, started)
 
     from datasets_emotions import load_dataset
     from modeling_avcpnet import AVCPNetConfig
     from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
 
-    started = time.perf_counter()
     sample = load_dataset("sample")
     id2label, label2polarity = dataset_label_maps(sample["train"])
     processor = AVCPNetProcessor.from_model_config(AVCPNetConfig.tiny())
@@ -165,7 +172,38 @@ def main():
                       f"{metrics.get('audio_accuracy', float('nan')):.3f} ({time.perf_counter() - run_started:.0f} s)",
                       flush=True)
 
-    lines = [f"Sample set test split ({len(test)} clips), tiny AV-CPNet, {args.epochs:g} epochs, batch "
+    write_tables(results, len(test), args, started)
+
+
+def results_from_logs(paths):
+    """`{variant key: [metrics per seed]}` and the test-split size, from the lines `main` prints per run."""
+    runs, test_size = {}, None
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            processed = re.match(r"processed \d+ train / (\d+) test clips", line)
+            if processed:
+                test_size = int(processed.group(1))
+            match = RUN_LINE.match(line)
+            if not match:
+                continue
+            name, placement, seed = match["name"], match["placement"], int(match["seed"])
+            metrics = {"accuracy": float(match["acc"]), "wa_f1": float(match["wa_f1"])}
+            for key in ("visual", "audio"):
+                if match[key] != "nan":
+                    metrics[f"{key}_accuracy"] = float(match[key])
+            runs[(json.dumps(list(variant_settings(name, placement)), sort_keys=True), seed)] = metrics
+    results = {}
+    for (key, _seed), metrics in sorted(runs.items(), key=lambda item: item[0][1]):
+        results.setdefault(key, []).append(metrics)
+    return results, test_size
+
+
+RUN_LINE = re.compile(r"(?P<name>.+) \[(?P<placement>\w+)\] seed (?P<seed>\d+): acc (?P<acc>[\d.]+) wa-f1 "
+                      r"(?P<wa_f1>[\d.]+) visual (?P<visual>[\d.]+|nan) audio (?P<audio>[\d.]+|nan)")
+
+
+def write_tables(results, test_size, args, started):
+    lines = [f"Sample set test split ({test_size} clips), tiny AV-CPNet, {args.epochs:g} epochs, batch "
              f"{args.batch_size}, lr {args.learning_rate:g}, seeds {args.seeds}; mean ± std in %.", ""]
     for table in args.tables:
         lines += [f"**{TITLES[table]}**", "", "| variant | unimodal heads | accuracy | WA-F1 | visual acc | audio acc |",
@@ -183,7 +221,10 @@ def main():
                 lines.append(f"| {name} | {shown} | {column('accuracy')} | {column('wa_f1')} | "
                              f"{column('visual_accuracy')} | {column('audio_accuracy')} |")
         lines.append("")
-    lines.append(f"Total time {time.perf_counter() - started:.0f} s.")
+    if args.from_logs:
+        lines.append(f"Built from the run logs {', '.join(Path(path).name for path in args.from_logs)}.")
+    else:
+        lines.append(f"Total time {time.perf_counter() - started:.0f} s.")
     text = "\n".join(lines)
     print("\n" + text)
     if args.output:

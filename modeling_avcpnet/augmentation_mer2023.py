@@ -19,13 +19,13 @@ give its image-corruption magnitudes; the defaults below are moderate (documente
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .feature_extraction_mer2023 import DEFAULT_SAMPLING_RATE, load_frames, load_waveform
+from .feature_extraction_mer2023 import DEFAULT_SAMPLING_RATE, load_frames, waveform_from_value
 
 PAPER_SNRS_DB = (5, 6, 7, 8, 9, 10, 11)
 # name -> what it does (magnitudes where the paper is silent).
@@ -117,20 +117,6 @@ class MERNoiseAugmentation:
         offset = int(self.rng.integers(len(noise))) if len(noise) else 0
         return np.roll(noise, -offset)
 
-    def _waveform(self, value: Any, video_value: Any) -> np.ndarray:
-        if isinstance(value, dict) and "array" in value:
-            waveform = np.asarray(value["array"], dtype=np.float32)
-            waveform = waveform.mean(0) if waveform.ndim == 2 else waveform
-            rate = int(value.get("sampling_rate") or self.sampling_rate)
-            if rate != self.sampling_rate:
-                import torchaudio.functional as AF
-
-                waveform = AF.resample(torch.from_numpy(waveform), rate, self.sampling_rate).numpy()
-            return waveform
-        if isinstance(value, np.ndarray):
-            return value.astype(np.float32).reshape(-1)
-        return load_waveform(value if value not in (None, "") else video_value, self.sampling_rate)
-
     def augment_audio(self, waveform: np.ndarray) -> np.ndarray:
         if self.rng.random() >= self.audio_probability:
             return np.asarray(waveform, dtype=np.float32)
@@ -148,7 +134,8 @@ class MERNoiseAugmentation:
         if self.audio_column in batch:
             sources = videos if videos is not None else [None] * len(batch[self.audio_column])
             output[self.audio_column] = [
-                {"array": self.augment_audio(self._waveform(value, video)), "sampling_rate": self.sampling_rate}
+                {"array": self.augment_audio(waveform_from_value(value, video, self.sampling_rate)),
+                 "sampling_rate": self.sampling_rate}
                 for value, video in zip(batch[self.audio_column], sources)
             ]
         if videos is not None:

@@ -54,6 +54,25 @@ def load_frames(source: Any, num_frames: int = 8) -> np.ndarray:
         return reader.read_frames(evenly_spaced_indices(reader.num_frames, num_frames))
 
 
+def waveform_from_value(audio_value: Any, video_value: Any, sampling_rate: int) -> np.ndarray:
+    """A dataset row's audio as mono float32 at `sampling_rate`: decoded `{"array", "sampling_rate"}` (channels
+    averaged, resampled) or a 1-D array as is, else a path/bytes decoded; an empty value reads the video's track."""
+    if isinstance(audio_value, dict) and "array" in audio_value:
+        waveform = np.asarray(audio_value["array"], dtype=np.float32)
+        if waveform.ndim == 2:  # (channels, samples)
+            waveform = waveform.mean(0)
+        rate = int(audio_value.get("sampling_rate") or sampling_rate)
+        if rate != sampling_rate:
+            import torchaudio.functional as AF  # only needed for already-decoded audio at another rate
+
+            waveform = AF.resample(torch.from_numpy(waveform), rate, sampling_rate).numpy()
+        return waveform
+    if isinstance(audio_value, np.ndarray):
+        return audio_value.astype(np.float32).reshape(-1)
+    source = audio_value if audio_value not in (None, "") else video_value
+    return load_waveform(source, sampling_rate)
+
+
 class MER2023DeepFeatureExtractor:
     """Turns clips into the deep features of the MER 2023 system.
 
@@ -252,20 +271,7 @@ class MER2023DeepFeatureExtractor:
 
     # ------------------------------------------------------------------------------------ datasets.map integration
     def _waveform(self, audio_value: Any, video_value: Any) -> np.ndarray:
-        if isinstance(audio_value, dict) and "array" in audio_value:
-            waveform = np.asarray(audio_value["array"], dtype=np.float32)
-            if waveform.ndim == 2:  # (channels, samples)
-                waveform = waveform.mean(0)
-            rate = int(audio_value.get("sampling_rate") or self.sampling_rate)
-            if rate != self.sampling_rate:
-                import torchaudio.functional as AF  # only needed for already-decoded audio at another rate
-
-                waveform = AF.resample(torch.from_numpy(waveform), rate, self.sampling_rate).numpy()
-            return waveform
-        if isinstance(audio_value, np.ndarray):
-            return audio_value.astype(np.float32).reshape(-1)
-        source = audio_value if audio_value not in (None, "") else video_value
-        return load_waveform(source, self.sampling_rate)
+        return waveform_from_value(audio_value, video_value, self.sampling_rate)
 
     def _frames(self, video_value: Any) -> np.ndarray:
         frames = video_value if isinstance(video_value, np.ndarray) else load_frames(video_value, self.num_frames)
