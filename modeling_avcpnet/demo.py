@@ -23,13 +23,16 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
 
+MB = 1024 * 1024  # the unit of --max_upload_mb, as Gradio counts it in its size message
 EXAMPLE_PREFIX = "avcpnet-example-"
 EXAMPLES_DIR = os.path.join(tempfile.gettempdir(), "avcpnet-demo-examples")
 
@@ -67,7 +70,7 @@ class EmotionAnalyser:
         name = os.path.basename(path)
         if not os.path.isfile(path):
             raise DemoInputError(f"{name}: the upload is missing on the server (upload it again)")
-        size_mb = os.path.getsize(path) / 1e6
+        size_mb = os.path.getsize(path) / MB
         if size_mb > self.settings.max_upload_mb:
             raise DemoInputError(f"{name} is {size_mb:.1f} MB; this app accepts files up to "
                                  f"{self.settings.max_upload_mb:g} MB (--max_upload_mb)")
@@ -178,7 +181,10 @@ def build_demo(pipe, settings: Optional[DemoSettings] = None, examples: Optional
     """The Gradio `Blocks` app for an `AVCPNetPipeline`. Call `use_private_upload_folder()` first (the launch
     helpers here do)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
+    try:
+        import gradio as gr
+    except ImportError:
+        raise SystemExit("error: the demo needs Gradio: pip install 'avcpnet[demo]' (or pip install gradio)") from None
 
     settings = settings or DemoSettings()
     upload_folder = os.environ.get("GRADIO_TEMP_DIR") or use_private_upload_folder()
@@ -196,8 +202,7 @@ def build_demo(pipe, settings: Optional[DemoSettings] = None, examples: Optional
             return (f"**Error:** {os.path.basename(video_path)} could not be analysed "
                     f"({type(error).__name__}: {error})", None, None, None, None, None, hidden)
         finally:
-            if not os.path.basename(video_path).startswith(EXAMPLE_PREFIX):
-                remove_upload(video_path, upload_folder)
+            remove_upload(video_path, upload_folder, keep=example_copies)
         prediction = result["prediction"]
         timeline = gr.update(value=result["timeline"], visible=result["timeline"] is not None)
         return (summary_markdown(result), scores_of(prediction), result["bars"], scores_of(result["visual"]),
@@ -224,17 +229,22 @@ def build_demo(pipe, settings: Optional[DemoSettings] = None, examples: Optional
         video.change(handle, inputs=video, outputs=outputs)
         if examples:
             gr.Examples(examples=[[path] for path in examples], inputs=video, label="examples (generated)")
+    # Gradio copied the examples into the upload folder (one sub-folder each): those copies stay for reuse.
+    example_copies = set(os.listdir(upload_folder))
     demo.avcpnet_settings = settings
     demo.avcpnet_examples = list(examples or [])
     return demo
 
 
-def remove_upload(path: str, upload_folder: str) -> None:
-    """Delete an analysed upload (and its folder, which Gradio makes per upload) inside the upload folder."""
+def remove_upload(path: str, upload_folder: str, keep: set[str] = frozenset()) -> None:
+    """Delete an analysed upload (and its folder, which Gradio makes per upload) inside the upload folder, unless
+    its top folder is in `keep`."""
     path = os.path.realpath(path)
     root = os.path.realpath(upload_folder)
     if os.path.commonpath([path, root]) != root or path == root:
         return  # never touch anything outside the upload folder
+    if os.path.relpath(path, root).split(os.sep)[0] in keep:
+        return
     try:
         os.remove(path)
         parent = os.path.dirname(path)
@@ -248,9 +258,16 @@ def launch_demo(demo, host: str = "127.0.0.1", port: Optional[int] = None, share
     """Start the server: bound to `host` (127.0.0.1 unless asked), uploads capped at the app's limit, a public
     share link only with `share=True`."""
     settings = getattr(demo, "avcpnet_settings", DemoSettings())
+    if threading.current_thread() is threading.main_thread():
+        # `kill` (SIGTERM) stops the server like Ctrl-C, so that the upload folder is removed on the way out.
+        signal.signal(signal.SIGTERM, _interrupt)
     return demo.launch(server_name=host, server_port=port, share=share,
-                       max_file_size=int(settings.max_upload_mb * 1e6), allowed_paths=demo.avcpnet_examples,
+                       max_file_size=int(settings.max_upload_mb * MB), allowed_paths=demo.avcpnet_examples,
                        ssr_mode=False, show_error=False, **kwargs)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------------------------------- command line
