@@ -289,6 +289,8 @@ def add_demo_arguments(parser) -> None:
                         default=defaults.timeline_min_seconds, help="clips at least this long get a timeline")
     parser.add_argument("--no_examples", "--no-examples", action="store_true",
                         help="do not generate and show the example clips")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (default: torch's choice); 1 is fastest on a busy shared machine")
     parser.add_argument("--device", default=None, help="e.g. cpu, cuda (default: an accelerator if any)")
 
 
@@ -298,6 +300,10 @@ def demo_command(args) -> int:
 
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s,
                             window=args.window, stride=args.stride, timeline_min_seconds=args.timeline_min_seconds)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     use_private_upload_folder()
     pipe = load_pipeline(args.model, device=args.device)
     examples = None if args.no_examples else make_examples()

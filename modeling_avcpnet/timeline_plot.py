@@ -1,9 +1,9 @@
 """Pictures of emotion predictions with matplotlib (headless Agg backend): the timeline plot and the class bar chart.
 
-`plot_timeline` draws the smoothed class probabilities stacked over time (one colour per class, the same colours
-everywhere), the windows' top-emotion segments as labels along the top, a polarity band underneath (green positive,
-grey neutral, red negative, by the polarity with the largest summed probability) and, with `branches=True`, the
-visual-only and audio-only predictions stacked the same way. The file type follows the extension (png, svg, pdf).
+`plot_timeline` draws the segments of constant top emotion as a strip along the top, the smoothed class
+probabilities stacked over time (one colour per class, the same colours everywhere), with `branches=True` the
+visual-only and audio-only predictions stacked the same way, and a polarity band underneath (teal positive, grey
+neutral, purple negative: the polarity with the largest summed probability per window). The file type follows the extension (png, svg, pdf).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from .labels import POLARITIES
 
-POLARITY_COLOURS = {"positive": "#2ca02c", "neutral": "#b0b0b0", "negative": "#d62728"}
+POLARITY_COLOURS = {"positive": "#1b9e77", "neutral": "#bdbdbd", "negative": "#7b3294"}
 
 
 def _pyplot():
@@ -37,53 +37,66 @@ def class_colours(labels: list[str]) -> dict[str, tuple]:
 def _stack(axis, times: np.ndarray, values: np.ndarray, labels: list[str], colours: dict, title: str) -> None:
     axis.stackplot(times, values.T, colors=[colours[label] for label in labels], labels=labels, linewidth=0)
     axis.set_ylim(0, 1)
-    axis.set_xlim(times[0], times[-1])
-    axis.set_ylabel("probability")
+    axis.set_ylabel("probability", fontsize=8)
     axis.set_title(title, fontsize=9, loc="left")
 
 
+def _strip(axis, spans, name: str) -> None:
+    """A thin axis of coloured spans `(start, end, colour, text)`, named on the left."""
+    for start, end, colour, text in spans:
+        axis.axvspan(start, end, color=colour, linewidth=0)
+        if text:
+            axis.text((start + end) / 2, 0.5, text, ha="center", va="center", fontsize=8, color="white",
+                      fontweight="bold", clip_on=True)
+    axis.set_yticks([])
+    axis.set_ylim(0, 1)
+    axis.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+
+
 def plot_timeline(timeline, path: str | os.PathLike, branches: bool = False, title: Optional[str] = None) -> str:
-    """Draw an `EmotionTimeline` to `path` (PNG, SVG, ... by extension); returns the path."""
+    """Draw an `EmotionTimeline` to `path` (PNG, SVG, ... by extension); returns the path.
+
+    Panels, top to bottom: the segments of constant top emotion (smoothed track), the smoothed probabilities
+    stacked, optionally the visual and audio branches stacked, and the polarity band."""
     plt = _pyplot()
     path = os.fspath(path)
     labels, colours = timeline.labels, class_colours(timeline.labels)
-    times = timeline.centres
-    if len(times) == 1:  # a single window: draw it across its span
-        times = np.array([timeline.starts[0], timeline.ends[0]])
-        expand = lambda values: None if values is None else np.repeat(values, 2, axis=0)  # noqa: E731
-    else:
-        expand = lambda values: values  # noqa: E731
-    panels = [("emotions (smoothed over %d windows)" % timeline.smooth if timeline.smooth > 1 else "emotions",
-               expand(timeline.smoothed))]
+    # Each window's values are drawn at its centre; the first and last are held out to the video's ends.
+    times = np.concatenate([[0.0], timeline.centres, [timeline.duration]])
+
+    def extend(values):
+        return np.concatenate([values[:1], values, values[-1:]])
+
+    smooth = f"smoothed over {timeline.smooth} windows" if timeline.smooth > 1 else "per window"
+    panels = [(f"emotion probabilities ({smooth}; {timeline.window:g}-s windows every {timeline.stride:g} s)",
+               timeline.smoothed)]
     if branches:
         if timeline.visual_probabilities is not None:
-            panels.append(("visual branch", expand(timeline.visual_probabilities)))
+            panels.append(("visual branch alone", timeline.visual_probabilities))
         if timeline.audio_probabilities is not None and timeline.has_audio:
-            panels.append(("audio branch", expand(timeline.audio_probabilities)))
-    heights = [3] + [2] * (len(panels) - 1) + [0.4]
-    figure, axes = plt.subplots(len(panels) + 1, 1, figsize=(10, 1.2 + sum(heights) * 0.8), sharex=True,
+            panels.append(("audio branch alone", timeline.audio_probabilities))
+    heights = [0.45] + [3] + [2] * (len(panels) - 1) + [0.45]
+    figure, axes = plt.subplots(len(heights), 1, figsize=(10, 1.0 + sum(heights) * 0.75), sharex=True,
                                 gridspec_kw={"height_ratios": heights})
-    for axis, (panel_title, values) in zip(axes, panels):
-        _stack(axis, times, values, labels, colours, panel_title)
-    for segment in timeline.segments:  # top-emotion segments, named along the top of the first panel
-        middle = (segment["start"] + segment["end"]) / 2
-        axes[0].axvline(segment["start"], color="white", linewidth=0.8)
-        if segment["end"] - segment["start"] > 0.04 * timeline.duration:
-            axes[0].text(middle, 1.02, segment["label"], ha="center", va="bottom", fontsize=8,
-                         transform=axes[0].get_xaxis_transform())
-    band = axes[-1]
-    polarity = expand(timeline.polarity_probabilities).argmax(-1)
-    edges = np.concatenate([[times[0]], (times[1:] + times[:-1]) / 2, [times[-1]]])
-    for k, polarity_id in enumerate(polarity):
-        band.axvspan(edges[k], edges[k + 1], color=POLARITY_COLOURS[POLARITIES[polarity_id]], linewidth=0)
-    band.set_yticks([])
-    band.set_ylabel("polarity", rotation=0, ha="right", va="center", fontsize=8)
-    band.set_xlabel("time (s)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[label]) for label in labels]
-    handles += [plt.Rectangle((0, 0), 1, 1, color=POLARITY_COLOURS[name]) for name in POLARITIES]
-    figure.legend(handles, labels + list(POLARITIES), loc="center right", fontsize=8, frameon=False)
-    figure.suptitle(title or os.path.basename(timeline.video), fontsize=10, x=0.02, ha="left")
-    figure.tight_layout(rect=(0, 0, 0.85, 0.97))
+    _strip(axes[0], [(s["start"], s["end"], colours[s["label"]],
+                      s["label"] if s["end"] - s["start"] > 0.06 * timeline.duration else "")
+                     for s in timeline.segments], "top emotion")
+    for axis, (panel_title, values) in zip(axes[1:], panels):
+        _stack(axis, times, extend(values), labels, colours, panel_title)
+    polarity = timeline.polarity_probabilities.argmax(-1)
+    edges = np.concatenate([[0.0], (timeline.centres[1:] + timeline.centres[:-1]) / 2, [timeline.duration]])
+    _strip(axes[-1], [(edges[k], edges[k + 1], POLARITY_COLOURS[POLARITIES[p]], "") for k, p in enumerate(polarity)],
+           "polarity")
+    axes[-1].set_xlim(0, timeline.duration)
+    axes[-1].set_xlabel("time (s)")
+    class_handles = [plt.Rectangle((0, 0), 1, 1, color=colours[label]) for label in labels]
+    axes[1].legend(class_handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                   title="emotion", title_fontsize=8)
+    polarity_handles = [plt.Rectangle((0, 0), 1, 1, color=POLARITY_COLOURS[name]) for name in POLARITIES]
+    axes[-1].legend(polarity_handles, POLARITIES, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7,
+                    frameon=False, ncol=3, handlelength=1, columnspacing=0.8)
+    figure.suptitle(title or os.path.basename(timeline.video), fontsize=10, x=0.01, ha="left")
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path

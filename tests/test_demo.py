@@ -101,7 +101,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(media):
     command = [sys.executable, "-m", "modeling_avcpnet.cli", "demo", "--model", media["folder"], "--no_examples",
-               "--max_upload_mb", str(UPLOAD_LIMIT_MB)]
+               "--max_upload_mb", str(UPLOAD_LIMIT_MB), "--threads", "1"]
     app = Server(command, media["root"] / "uploads", media["root"] / "server.log")
     yield app
     app.stop()
