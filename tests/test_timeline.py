@@ -20,6 +20,15 @@ from modeling_avcpnet.video_decoding_avcpnet import MediaReader, VideoDecodingEr
 FPS, SECONDS = 12, 14
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    # Small CPU ops run many times slower with two threads than one when the two cores are shared with other work.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("timeline")
@@ -134,3 +143,33 @@ def test_unreadable_video_is_a_clear_error(setup, capsys):
         emotion_timeline(setup["folder"], fake)
     assert cli_main(["timeline", str(fake), "--model", setup["folder"], "--quiet"]) == 1
     assert "notes.mp4: not a readable media file" in capsys.readouterr().err
+
+
+def train_cue_model(processor, steps: int = 30):
+    """A tiny model trained in seconds to tell the clip's two halves apart: a red square with a 220 Hz tone is
+    class 0, a blue square with an 1800 Hz tone class 1."""
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(AVCPNetConfig.tiny())
+    videos, audio, labels = [], [], []
+    for offset in range(3):
+        for label, colour, pitch in ((0, (255, 64, 64), 220), (1, (40, 80, 250), 1800)):
+            videos.append(moving_square_frames(48 + 5 * offset, 32, 48, color=colour)[5 * offset:])
+            audio.append(tone(pitch, 4.0, 16000, amplitude=0.1 + 0.05 * offset)[0])
+            labels.append(label)
+    inputs = processor(videos=videos, audio=audio, sampling_rate=16000, return_tensors="pt")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        model(**inputs, labels=torch.tensor(labels)).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+def test_a_known_emotion_change_is_found_half_way(setup):
+    model = train_cue_model(setup["processor"])
+    timeline = emotion_timeline(model, setup["clip"], window=2.0, stride=0.5, processor=setup["processor"])
+    first, second = model.config.id2label[0], model.config.id2label[1]
+    assert [segment["label"] for segment in timeline.segments] == [first, second]
+    assert abs(timeline.segments[0]["end"] - SECONDS / 2) <= 1.0  # the cues switch at 7 s
+    assert timeline.top_labels[0] == first and timeline.top_labels[-1] == second
