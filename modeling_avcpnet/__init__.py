@@ -38,6 +38,7 @@ _LAZY_NAMES = {
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
     "pipeline_avcpnet": ["AVCPNetPipeline", "save_for_pipeline"],
     "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
+    "timeline": ["EmotionTimeline", "emotion_timeline"],
     "video_decoding_avcpnet": ["VideoDecodingError"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }
@@ -79,5 +80,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
     from .pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
+    from .timeline import EmotionTimeline, emotion_timeline
     from .video_decoding_avcpnet import VideoDecodingError
     from .video_processing_avcpnet import AVCPNetVideoProcessor

@@ -271,7 +271,10 @@ def resolve_model(model_or_pipeline, processor=None):
     if isinstance(model_or_pipeline, (str, os.PathLike)):
         from .cli import load_pipeline
 
-        model_or_pipeline = load_pipeline(os.fspath(model_or_pipeline))
+        try:
+            model_or_pipeline = load_pipeline(os.fspath(model_or_pipeline))
+        except SystemExit as error:  # the CLI helper exits with a message; callers of the API get an exception
+            raise ValueError(str(error.code).removeprefix("error: ")) from None
     if hasattr(model_or_pipeline, "model") and hasattr(model_or_pipeline, "processor"):
         return model_or_pipeline.model, processor or model_or_pipeline.processor
     if processor is None:

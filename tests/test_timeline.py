@@ -95,6 +95,16 @@ def test_batch_size_and_pipeline_give_the_same_timeline(setup):
     assert len(one.starts) == 12 and one.ends[-1] == pytest.approx(SECONDS)
 
 
+def test_a_silent_video_is_classified_from_the_picture(setup):
+    silent = write_clip(setup["root"] / "silent.mp4", moving_square_frames(FPS * 6, 32, 48), fps=FPS)
+    timeline = emotion_timeline(setup["model"], silent, window=4.0, stride=1.0, processor=setup["processor"])
+    assert not timeline.has_audio and len(timeline.starts) == 3
+    np.testing.assert_allclose(timeline.probabilities, timeline.visual_probabilities, atol=1e-6)
+    assert "audio" not in timeline.to_dict()["windows"][0]
+    with pytest.raises(ValueError, match="does not exist"):
+        emotion_timeline(str(setup["root"] / "no_such_model"), silent)
+
+
 def test_window_starts_cover_the_video():
     np.testing.assert_allclose(window_starts(10.0, 4.0, 1.0), [0, 1, 2, 3, 4, 5, 6])
     np.testing.assert_allclose(window_starts(10.5, 4.0, 2.0), [0, 2, 4, 6, 6.5])  # a last window ends at the end
