@@ -189,6 +189,26 @@ def call(url: str, payload) -> str:
     return httpx.get(f"{url}/gradio_api/call/handle/{event.json()['event_id']}", timeout=60).text
 
 
+def outward_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), or None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("10.255.255.255", 1))
+            address = sock.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+def test_server_listens_on_loopback_only(server):
+    assert httpx.get(server.url + "/", timeout=10).status_code == 200
+    address = outward_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to try")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://{address}:{server.port}/", timeout=5)
+
+
 def test_server_refuses_oversized_uploads_and_foreign_paths(media, server):
     with open(media["big"], "rb") as handle:
         response = httpx.post(f"{server.url}/gradio_api/upload", files={"files": ("big.mp4", handle)}, timeout=30)
