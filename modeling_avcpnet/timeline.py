@@ -84,7 +84,7 @@ def frame_times(reader: MediaReader) -> np.ndarray:
     fps = reader.fps or 25.0
     if reader.index is None:  # a stream without timestamps: frames are numbered by counting
         return np.arange(reader.num_frames) / fps
-    time_base = float(reader._video.time_base)  # noqa: SLF001 (the reader keeps the stream; it has no accessor)
+    time_base = float(reader._video.time_base)  # the reader keeps its stream private and has no accessor
     pts = reader.index.pts
     return (pts - pts[0]) * time_base
 
@@ -367,7 +367,7 @@ def _classify(model, processor, plan: WindowPlan, batch: range, buffer: dict[int
     clips = [processor.video_processor.transform_clip(np.stack([buffer[i] for i in plan.indices[k].tolist()]))
              for k in batch]
     audio = [None if waveform is None else
-             waveform[int(round(plan.starts[k] * rate)):int(round(plan.ends[k] * rate))] for k in batch]
+             waveform[round(plan.starts[k] * rate):round(plan.ends[k] * rate)] for k in batch]
     features = processor.feature_extractor(audio, return_tensors="pt")
     device = model.device
     with torch.inference_mode():

@@ -234,7 +234,7 @@ def test_space_app_runs_with_python_app_py(media, tmp_path):
                   media["folder"], "--no_examples"], tmp_path / "uploads", tmp_path / "app.log")
     try:
         client = Client(app.url, verbose=False, download_files=str(tmp_path / "downloads"))
-        status, top, bars, visual, audio, polarity, _ = client.predict(handle_file(media["clip"]),
+        status, top, bars, visual, _audio, polarity, _ = client.predict(handle_file(media["clip"]),
                                                                        api_name="/handle")
         assert status.startswith(f"### {media['expected']}") and top["label"] == media["expected"]
         assert os.path.getsize(bars) > 1000 and visual["label"] in EMOTIONS_LABELS

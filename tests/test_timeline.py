@@ -3,7 +3,6 @@ segments, files, one decode per frame, the command line."""
 
 import csv
 import json
-import os
 
 import numpy as np
 import pytest
