@@ -267,3 +267,12 @@ def test_analysis_refuses_files_over_the_limits_and_non_media(media, tmp_path):
             media["long_clip"])
     with pytest.raises(DemoInputError, match="notes.mp4: not a readable media file"):
         strict.analyse(media["notes"])
+
+
+def test_demo_command_is_local_and_private_by_default():
+    from modeling_avcpnet.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--model", "checkpoint"])
+    assert (args.host, args.share, args.max_upload_mb, args.max_duration_s) == ("127.0.0.1", False, 50.0, 600.0)
+    args = build_parser().parse_args(["demo", "--model", "m", "--host", "0.0.0.0", "--share", "--max-upload-mb", "5"])
+    assert (args.host, args.share, args.max_upload_mb) == ("0.0.0.0", True, 5.0)
