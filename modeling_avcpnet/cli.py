@@ -379,7 +379,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust_remote_code", "--trust-remote-code", action="store_true",
                    help="allow loading a checkpoint's own code (not needed for avcpnet checkpoints)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_extra_commands(commands)
     return parser
+
+
+def add_extra_commands(commands) -> None:
+    """`timeline` and `demo`: their arguments and code live in their own modules."""
+    from .timeline import add_timeline_arguments
+
+    add_timeline_arguments(commands.add_parser(
+        "timeline", help="emotion probabilities over sliding windows of a long video (CSV, JSON, plot)"))
+    from .demo import add_demo_arguments
+
+    add_demo_arguments(commands.add_parser("demo", help="start the Gradio demo app (127.0.0.1 by default)"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             torch.set_num_threads(threads)  # predict() sets the main process's threads; callers keep theirs
         return code
+    if args.command == "timeline":
+        from .timeline import timeline_command
+
+        return timeline_command(args)
+    if args.command == "demo":
+        from .demo import demo_command
+
+        return demo_command(args)
     return 2
 
 

@@ -12,7 +12,6 @@ from typing import Any, Optional
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..labels import POLARITIES
 
 BRANCHES = ("fusion", "visual", "audio")
 MODEL_TYPES = ("avcpnet", "mer2023")
