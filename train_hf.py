@@ -373,6 +373,37 @@ class EPCETrainer(Trainer):
         # processor does not have. save_model below saves it next to the model instead.
         self.processor = processor
         self._branch_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+        # Clips that could not be decoded (collate_skipping_bad_clips lists them): error message per phase
+        # ("train", or the evaluation's metric prefix); each file is logged once.
+        self.skipped_clips: dict[str, set[str]] = {}
+        self._phase = "train"
+
+    # ---- data: seeded augmentation (exact resume), clips that fail to decode ----
+
+    def _get_train_sampler(self, train_dataset=None):
+        from datasets_emotions.transforms import EpochKeySampler, SeededAugmentation
+
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if isinstance(dataset, SeededAugmentation):  # the epoch reaches the workers in the keys
+            return EpochKeySampler(len(dataset), seed=self.args.data_seed or self.args.seed)
+        return super()._get_train_sampler(train_dataset)
+
+    def _prepare_inputs(self, inputs):
+        skipped = inputs.pop("skipped_clips", None) if isinstance(inputs, dict) else None
+        if skipped:
+            seen = set().union(*self.skipped_clips.values())
+            for message in skipped:
+                if message not in seen:
+                    logger.warning("skipping a clip that cannot be decoded: %s", message)
+                    seen.add(message)
+            self.skipped_clips.setdefault(self._phase if not self.model.training else "train", set()).update(skipped)
+        return super()._prepare_inputs(inputs)
+
+    @staticmethod
+    def _zero_loss(model) -> torch.Tensor:
+        """The loss of a batch in which no clip could be decoded: zero, but attached to every parameter so that
+        backward (and DDP's gradient synchronisation) runs as for any batch."""
+        return sum(parameter.sum() for parameter in model.parameters() if parameter.requires_grad) * 0.0
 
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
         """Save the model (with its custom code) and the processor: final folder and every checkpoint."""
@@ -420,6 +451,8 @@ class EPCETrainer(Trainer):
         return self.accelerator.unwrap_model(model).config.model_type == "mer2023"
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if "labels" in inputs and inputs["labels"].numel() == 0:  # every clip of the batch failed to decode
+            return (self._zero_loss(model), None) if return_outputs else self._zero_loss(model)
         counts = self.branch_counts(inputs)
         if self.is_mer2023(model):
             outputs = model(**inputs)  # the model's own loss: a mean over the micro-batch's labelled clips
@@ -479,6 +512,8 @@ class EPCETrainer(Trainer):
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         inputs = self._prepare_inputs(inputs)
         labels = inputs["labels"]
+        if labels.numel() == 0:  # every clip of the batch failed to decode
+            return None, None, None
         with torch.no_grad():
             total, branch_losses, outputs = self._multitask_loss(model, inputs)
         self._accumulate("eval", branch_losses, self.branch_counts(inputs))
@@ -494,9 +529,15 @@ class EPCETrainer(Trainer):
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix="eval"):
         self._branch_sums["eval"].clear()
-        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
-                                         metric_key_prefix)
+        self._phase = metric_key_prefix
+        self.skipped_clips.pop(metric_key_prefix, None)
+        try:
+            output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                             metric_key_prefix)
+        finally:
+            self._phase = "train"
         output.metrics.update(self._reduce_branch_losses("eval", f"{metric_key_prefix}_"))
+        output.metrics[f"{metric_key_prefix}_skipped_clips"] = len(self.skipped_clips.get(metric_key_prefix, ()))
         # predictions are gathered on every process: write the files once.
         if self.is_world_process_zero() and output.predictions is not None and output.label_ids is not None:
             id2label = {int(k): v for k, v in self.accelerator.unwrap_model(self.model).config.id2label.items()}
@@ -830,6 +871,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     set_seed(training_args.seed)
     from datasets_emotions import with_processor
 
+    from datasets_emotions.transforms import SeededAugmentation, collate_skipping_bad_clips
+
     with training_args.main_process_first(desc="generating/loading the dataset"):
         dataset, splits = load_splits(data_args, training_args)
     reference_split = splits.get(data_args.train_split) or next(iter(splits.values()))
@@ -846,7 +889,13 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
                 list(id2label.values()), getattr(config, "label2polarity", None))
 
     def prepared(split: str, training: bool):
-        return splits[split] if is_mer2023 else with_processor(splits[split], processor, training=training)
+        # Clips that fail to decode are dropped from their batch and counted (`*_skipped_clips` in the results);
+        # training examples draw their random crops from (seed, epoch, index), so that resuming is exact.
+        if is_mer2023:
+            return splits[split]
+        if training:
+            return SeededAugmentation(splits[split], processor, seed=training_args.data_seed or training_args.seed)
+        return with_processor(splits[split], processor, training=False, skip_bad_files=True)
 
     train_dataset = eval_dataset = test_dataset = None
     if training_args.do_train:
@@ -863,6 +912,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     trainer = EPCETrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processor=processor, compute_metrics=compute_metrics,
+        data_collator=None if is_mer2023 else collate_skipping_bad_clips,
     )
     results: dict[str, dict[str, float]] = {}
     if training_args.do_train:
@@ -870,6 +920,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         # model + processor (+ custom code) into output_dir; `_internal_call` keeps save_model from pushing now: the
         # push comes once, at the end, with the evaluation results in the model card.
         trainer.save_model(_internal_call=True)
+        if not is_mer2023:
+            train_result.metrics["train_skipped_clips"] = len(trainer.skipped_clips.get("train", ()))
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
@@ -895,14 +947,18 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         trainer.push_to_hub(commit_message=f"{name} trained on {data_args.dataset_name}")
 
     output_dir = os.path.abspath(training_args.output_dir)
+    # {phase: distinct clips of this process that failed to decode and were left out}, phase = train/eval/test
+    skipped_clips = {phase: len(messages) for phase, messages in trainer.skipped_clips.items() if messages}
     print(f"process {training_args.process_index}/{training_args.world_size} finished", flush=True)
     if trainer.is_world_process_zero():
         if results:
             print("\n" + format_results_table(results, model_args.model_type))
+        if skipped_clips:
+            print(f"\nSkipped clips that could not be decoded: {skipped_clips} (see the warnings above)")
         if training_args.do_train:
             print(f"\nSaved model{' and processor' if processor is not None else ''} to {output_dir}")
     return {"results": results, "output_dir": output_dir, "global_step": trainer.state.global_step,
-            "trainer": trainer, "old_labels": old_labels}
+            "trainer": trainer, "old_labels": old_labels, "skipped_clips": skipped_clips}
 
 
 if __name__ == "__main__":
