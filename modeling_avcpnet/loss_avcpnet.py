@@ -136,6 +136,36 @@ def _masked_mean(losses: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return (losses * keep).sum() / keep.sum().clamp(min=1)
 
 
+def normalize_audio_mask(audio_mask, batch_size: int, device: torch.device | None = None,
+                         owner: str = "audio_mask") -> torch.Tensor:
+    """`audio_mask` as a `(batch,)` bool tensor on `device` (None = every clip has audio), shape checked.
+
+    The one normalisation of `audio_mask` shared by the model's forward, the loss and the Trainer.
+    """
+    if audio_mask is None:
+        return torch.ones(batch_size, dtype=torch.bool, device=device)
+    audio_mask = torch.as_tensor(audio_mask, device=device)
+    if audio_mask.shape != (batch_size,):
+        raise ValueError(f"{owner}: audio_mask must have shape ({batch_size},) (one flag per clip), got "
+                         f"{tuple(audio_mask.shape)}")
+    return audio_mask.bool()
+
+
+def branch_sample_masks(labels: torch.Tensor, audio_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The samples each branch's loss averages over, as `(batch,)` bool masks (see the module docstring):
+    labelled clips for `visual`, labelled clips with audio for `fusion` and `audio`."""
+    has_label = labels != IGNORE_INDEX
+    has_audio = normalize_audio_mask(audio_mask, has_label.shape[0], has_label.device, "compute_multitask_loss")
+    with_audio = has_label & has_audio
+    return {"fusion": with_audio, "visual": has_label, "audio": with_audio}
+
+
+def branch_sample_counts(labels: torch.Tensor, audio_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Number of samples each branch's mean loss is over (0-d long tensors): what the Trainer needs to turn the
+    branch means of micro-batches into the means of the whole accumulated batch."""
+    return {branch: mask.sum() for branch, mask in branch_sample_masks(labels, audio_mask).items()}
+
+
 def compute_multitask_loss(
     outputs, labels: torch.Tensor, config, audio_mask: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -177,22 +207,14 @@ def compute_multitask_loss(
     if labels.shape != reference.shape[:1]:
         raise ValueError(f"compute_multitask_loss: labels must be (batch,) = {tuple(reference.shape[:1])}, "
                          f"got {tuple(labels.shape)}")
-    has_label = labels != IGNORE_INDEX
-    if audio_mask is None:
-        has_audio = torch.ones_like(has_label)
-    else:
-        has_audio = audio_mask.to(reference.device).bool().reshape(-1)
-        if has_audio.shape != has_label.shape:
-            raise ValueError(f"compute_multitask_loss: audio_mask must be (batch,) = {tuple(has_label.shape)}, "
-                             f"got {tuple(audio_mask.shape)}")
+    samples = branch_sample_masks(labels, audio_mask)
 
     branch_losses = {}
     for branch in BRANCHES:
         if branch not in present:
             continue
         per_sample = ep_ce_loss(present[branch], labels, config.polarity_ids, config.ep_ce_gammas, reduction="none")
-        keep = has_label if branch == "visual" else has_label & has_audio
-        branch_losses[branch] = _masked_mean(per_sample, keep.to(per_sample.dtype))
+        branch_losses[branch] = _masked_mean(per_sample, samples[branch].to(per_sample.dtype))
 
     if len(branch_losses) == 1:
         total = next(iter(branch_losses.values()))
@@ -201,4 +223,12 @@ def compute_multitask_loss(
     return total, branch_losses
 
 
-__all__ = ["EPCELoss", "compute_multitask_loss", "ep_ce_loss"]
+__all__ = [
+    "IGNORE_INDEX",
+    "EPCELoss",
+    "branch_sample_counts",
+    "branch_sample_masks",
+    "compute_multitask_loss",
+    "ep_ce_loss",
+    "normalize_audio_mask",
+]

@@ -650,6 +650,9 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
     (torch.Size([2, 6]), torch.Size([]))
     ```"""
 
+    # The modules whose shape depends on the label set: fine-tuning on other labels re-initialises them.
+    classification_head_names = ("classifier", "visual_classifier", "audio_classifier")
+
     def __init__(self, config: AVCPNetConfig):
         super().__init__(config)
         self.num_labels = config.num_labels

@@ -261,6 +261,10 @@ class MER2023ForEmotionValence(MER2023PreTrainedModel):
     `valence_labels` as label columns, and evaluation predictions are `(logits, valence)`.
     """
 
+    # The modules whose shape depends on the label set (W_e and, for JDEV, W_ev): fine-tuning on other labels
+    # re-initialises them.
+    classification_head_names = ("decoder.emotion", "decoder.valence_from_emotion")
+
     def __init__(self, config: MER2023Config):
         super().__init__(config)
         self.mer2023 = MER2023Model(config)

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUR_PACKAGES = ("modeling_avcpnet", "datasets_emotions", "train_hf")
+OUR_PACKAGES = ("modeling_avcpnet", "datasets_emotions", "train_hf", "hub_cards")
 
 # Drops the repository from sys.path and the editable install's finder from sys.meta_path, then checks that none of
 # our packages can be found any more.
