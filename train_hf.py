@@ -94,7 +94,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     # ---- model and processor ----
     config, model, old_labels = build_config_and_model(model_args, id2label, label2polarity, config_fields)
-    processor = build_processor(model_args, data_args, config) if task.has_processor else None
+    processor = build_processor(model_args, data_args, config) if task.has_processor else task.saved_processor()
     logger.info("model: %s parameters, labels %s, polarity %s", f"{model.num_parameters():,}",
                 list(id2label.values()), getattr(config, "label2polarity", None))
 

@@ -37,6 +37,8 @@ _LAZY_NAMES = {
     ],
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
     "pipeline_avcpnet": ["AVCPNetPipeline", "save_for_pipeline"],
+    "pipeline_mer2023": ["MER2023Pipeline"],
+    "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
     "video_decoding_avcpnet": ["VideoDecodingError"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
@@ -78,6 +80,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     )
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
     from .pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
+    from .pipeline_mer2023 import MER2023Pipeline
+    from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
     from .video_decoding_avcpnet import VideoDecodingError
     from .video_processing_avcpnet import AVCPNetVideoProcessor

@@ -4,8 +4,8 @@
 `push_to_hub` uploads and the converters' outputs all get it) and adds what `PreTrainedModel.save_pretrained`
 alone does not write:
 
-- the `audio-visual-emotion-classification` pipeline: `config.custom_pipelines` and this package's
-  `pipeline_avcpnet.py` (copied because this file imports it), so that `pipeline(task, model=folder_or_repo_id,
+- the `audio-visual-emotion-classification` pipeline: `config.custom_pipelines` naming the model type's pipeline
+  class, and that class's file with the siblings it imports, so that `pipeline(task, model=folder_or_repo_id,
   trust_remote_code=True)` works where the package is not installed;
 - a processor (made from the model config) when the folder has none yet: a Trainer saves its own processor after the
   model and so replaces it;
@@ -21,19 +21,16 @@ import os
 from typing import Any, Callable
 
 PIPELINE_TASK = "audio-visual-emotion-classification"
-PIPELINE_ENTRY = {
-    "impl": "pipeline_avcpnet.AVCPNetPipeline",
-    "pt": ["AutoModelForVideoClassification"],
-    "type": "multimodal",
-}
 # Files that `ProcessorMixin.save_pretrained` (and the older per-component layout) leave in a model folder.
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
 
 
-def add_pipeline_entry(config) -> None:
-    """Name the pipeline in `config.custom_pipelines` (written to config.json by the save that follows)."""
+def add_pipeline_entry(config, pipeline_class: type) -> None:
+    """Name `pipeline_class` in `config.custom_pipelines` (written to config.json by the save that follows), as
+    `Pipeline.save_pretrained` does for a registered custom pipeline."""
     custom = dict(getattr(config, "custom_pipelines", None) or {})
-    custom[PIPELINE_TASK] = dict(PIPELINE_ENTRY)
+    custom[PIPELINE_TASK] = {"impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
+                             "pt": ["AutoModelForVideoClassification"], "type": "multimodal"}
     config.custom_pipelines = custom
 
 
@@ -41,7 +38,7 @@ def has_processor(folder: str | os.PathLike) -> bool:
     return any(os.path.isfile(os.path.join(folder, name)) for name in PROCESSOR_FILES)
 
 
-def save_complete_repo(model, save: Callable, save_directory: str | os.PathLike, *args,
+def save_complete_repo(model, save: Callable, save_directory: str | os.PathLike, *args, pipeline_class: type,
                        make_processor: Callable[[Any], Any] | None = None,
                        card_text: Callable[[Any], str] | None = None, push_to_hub: bool = False, **kwargs) -> Any:
     """`model.save_pretrained` made complete: `save` is the base class's `save_pretrained` (called without
@@ -50,10 +47,10 @@ def save_complete_repo(model, save: Callable, save_directory: str | os.PathLike,
     as in transformers)."""
     hub_kwargs = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "private", "create_pr")
                   if key in kwargs}
-    add_pipeline_entry(model.config)
+    add_pipeline_entry(model.config, pipeline_class)
     result = save(save_directory, *args, **kwargs)
     if kwargs.get("is_main_process", True):
-        complete_hub_repo(model, save_directory, make_processor, card_text)
+        complete_hub_repo(model, save_directory, pipeline_class, make_processor, card_text)
         if push_to_hub:
             from huggingface_hub import HfApi
 
@@ -64,15 +61,13 @@ def save_complete_repo(model, save: Callable, save_directory: str | os.PathLike,
     return result
 
 
-def complete_hub_repo(model, save_directory: str | os.PathLike, make_processor: Callable[[Any], Any] | None,
-                      card_text: Callable[[Any], str] | None = None) -> None:
+def complete_hub_repo(model, save_directory: str | os.PathLike, pipeline_class: type,
+                      make_processor: Callable[[Any], Any] | None, card_text: Callable[[Any], str] | None = None) -> None:
     """After `model.save_pretrained(save_directory)`: copy the pipeline file, save `make_processor(config)` when the
     folder has no processor, and write `card_text(config)` as README.md when the folder has no card."""
     from transformers.dynamic_module_utils import custom_object_save
 
-    from .pipeline_avcpnet import AVCPNetPipeline
-
-    custom_object_save(AVCPNetPipeline, save_directory)  # the file and the siblings it imports
+    custom_object_save(pipeline_class, save_directory)  # the file and the siblings it imports
     if make_processor is not None and not has_processor(save_directory):
         make_processor(model.config).save_pretrained(save_directory)
     card_path = os.path.join(save_directory, "README.md")
@@ -99,8 +94,7 @@ def minimal_card(config, title: str, summary: str, tags: list[str], extra_rows: 
 
 {summary}
 
-This folder was written by `save_pretrained` (a checkpoint or a converted model): training results, if any, are in
-the card that `train_hf.py` writes at the end of a run.
+This card was written by `save_pretrained` (a checkpoint, a converted model, or a run without a results card).
 
 ## Labels
 
@@ -121,5 +115,5 @@ classifier("clip.mp4")
     return str(ModelCard(body))
 
 
-__all__ = ["PIPELINE_ENTRY", "PIPELINE_TASK", "PROCESSOR_FILES", "add_pipeline_entry", "complete_hub_repo",
+__all__ = ["PIPELINE_TASK", "PROCESSOR_FILES", "add_pipeline_entry", "complete_hub_repo",
            "has_processor", "minimal_card", "save_complete_repo"]

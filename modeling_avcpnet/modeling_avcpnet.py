@@ -471,9 +471,10 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
             self.config.auto_map = auto_map
         # A complete Hub repo: + pipeline file and `custom_pipelines` entry, processor (if none yet) and card.
         from .hub_repo_avcpnet import save_complete_repo
+        from .pipeline_avcpnet import AVCPNetPipeline
         from .processing_avcpnet import AVCPNetProcessor
 
-        return save_complete_repo(self, super().save_pretrained, save_directory, *args,
+        return save_complete_repo(self, super().save_pretrained, save_directory, *args, pipeline_class=AVCPNetPipeline,
                                   make_processor=AVCPNetProcessor.from_model_config, card_text=_card_text, **kwargs)
 
     def _audio_mask(self, audio_mask: torch.Tensor | None, batch_size: int, device: torch.device) -> torch.Tensor:

@@ -70,6 +70,11 @@ class TrainingTask:
         """The splits as the model consumes them, and the config fields they imply (None: nothing)."""
         return splits, None
 
+    def saved_processor(self):
+        """For a task without an on-the-fly processor (`has_processor = False`): the processor to save with the
+        model so that its folder goes from a video file to predictions (None: nothing to save)."""
+        return None
+
     def trainer_dataset(self, split, processor, training: bool, seed: int = 0):
         """One prepared split as the Trainer's dataset (`seed`: of the training augmentation)."""
         return split
@@ -140,7 +145,7 @@ class MER2023Task(TrainingTask):
     model_type = "mer2023"
     display_name = "MER 2023 system"
     logged_terms = ("emotion", "valence")
-    has_processor = False  # trains on cached features: nothing to process on the fly
+    has_processor = False  # trains on cached features: nothing to process on the fly (see saved_processor)
 
     def sample_counts(self, inputs):
         count = torch.tensor(len(inputs["labels"]), device=inputs["labels"].device)
@@ -166,14 +171,22 @@ class MER2023Task(TrainingTask):
         return write_mer2023_report(output_dir, prefix, predictions, label_ids, id2label)
 
     def model_card(self, trainer, **context):
-        logger.info("no model card for a mer2023 model yet (hub_cards/model_card_template.md describes AV-CPNet)")
+        logger.info("mer2023: the folder keeps the card its save_pretrained wrote (no results card template yet)")
         return None
 
     def prepare_splits(self, model_args, data_args, splits):
         from .data import mer2023_feature_splits
 
         extractor, features = mer2023_feature_splits(model_args, data_args, splits)
+        self.extractor = extractor  # kept for saved_processor
         return features, extractor.config_kwargs()
+
+    def saved_processor(self):
+        """`MER2023Processor` over the backbones the features came from (saved with every checkpoint)."""
+        from ..processing_mer2023 import MER2023Processor
+
+        extractor = getattr(self, "extractor", None)
+        return MER2023Processor.from_extractor(extractor) if extractor is not None else None
 
 
 TASKS: dict[str, TrainingTask] = {task.model_type: task for task in (AVCPNetTask(), MER2023Task())}
