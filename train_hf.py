@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any, Optional
 
 import transformers
@@ -42,10 +43,14 @@ from modeling_avcpnet.training import (
     load_splits,
     parse_arguments,
 )
-from modeling_avcpnet.training.arguments import as_float_mapping
+from modeling_avcpnet.training.arguments import adapt_training_arguments, as_float_mapping
 from modeling_avcpnet.training.metrics import strip_prefix
 
 logger = logging.getLogger("train_hf")
+
+# Errors that mean "the run was asked something impossible", not "the code is broken": the datasets' data-folder
+# and label errors, argument errors, missing files and checkpoints, the Hub being unreachable or offline.
+USER_ERRORS = (ValueError, OSError, ConnectionError)
 
 # The library names tests, benchmarks and users import from here.
 __all__ = ["DataArguments", "EPCETrainer", "ModelArguments", "POLARITIES", "build_config_and_model",
@@ -79,10 +84,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     setup_logging(training_args)
     resume = resolve_resume(training_args)
     task = get_task(model_args.model_type)
-    if training_args.remove_unused_columns:
-        # The examples are made on the fly from the `video`/`audio` columns by a transform: keep them.
-        logger.info("setting remove_unused_columns=False (the processor transform needs the raw columns)")
-        training_args.remove_unused_columns = False
+    adapt_training_arguments(training_args)
     set_seed(training_args.seed)
 
     # ---- data ----
@@ -160,5 +162,18 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
             "trainer": trainer, "old_labels": old_labels, "skipped_clips": skipped_clips}
 
 
+def run(argv: Optional[list[str]] = None) -> int:
+    """`main` for the command line: a user error (bad argument, missing data folder, unreachable Hub, ...) ends
+    the run with one clear message and exit status 1 instead of a traceback (TRAIN_HF_TRACEBACK=1 shows it)."""
+    try:
+        main(argv)
+    except USER_ERRORS as error:
+        if os.environ.get("TRAIN_HF_TRACEBACK"):
+            raise
+        print(f"train_hf.py: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

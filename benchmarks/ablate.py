@@ -21,17 +21,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import ListDataset  # the repository on sys.path
 
-import train_hf  # noqa: E402
-from bench_train import ListDataset  # noqa: E402  (same folder: the script's own directory is on sys.path)
+from modeling_avcpnet.training import (  # noqa: E402
+    EPCETrainer,
+    ModelArguments,
+    build_config_and_model,
+    compute_metrics_fn,
+    dataset_label_maps,
+)
 
 G0, G5 = "0,0,0", "0.5,0.5,0.5"
 # name -> (config overrides, gammas)
@@ -74,9 +78,9 @@ def run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, 
     from transformers import TrainingArguments, set_seed
 
     set_seed(seed)
-    model_args = train_hf.ModelArguments(config_preset="tiny", config_overrides=json.dumps(overrides),
+    model_args = ModelArguments(config_preset="tiny", config_overrides=json.dumps(overrides),
                                          ep_ce_gammas=gammas)
-    config, model, _ = train_hf.build_config_and_model(model_args, id2label, label2polarity)
+    config, model, _ = build_config_and_model(model_args, id2label, label2polarity)
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
             output_dir=output_dir, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
@@ -85,8 +89,8 @@ def run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, 
             seed=seed, report_to="none", save_strategy="no", eval_strategy="no", logging_steps=10**6,
             disable_tqdm=True, remove_unused_columns=False, use_cpu=True, dataloader_num_workers=0,
         )
-        trainer = train_hf.EPCETrainer(model=model, args=training_args, train_dataset=ListDataset(train),
-                                       compute_metrics=train_hf.compute_metrics_fn(config.num_labels))
+        trainer = EPCETrainer(model=model, args=training_args, train_dataset=ListDataset(train),
+                                       compute_metrics=compute_metrics_fn(config.num_labels))
         trainer.train()
         metrics = trainer.evaluate(ListDataset(test), metric_key_prefix="test")
     return {key[5:]: value for key, value in metrics.items() if key.startswith("test_")}
@@ -119,7 +123,7 @@ def main():
 
     started = time.perf_counter()
     sample = load_dataset("sample")
-    id2label, label2polarity = train_hf.dataset_label_maps(sample["train"])
+    id2label, label2polarity = dataset_label_maps(sample["train"])
     processor = AVCPNetProcessor.from_model_config(AVCPNetConfig.tiny())
     train, test = processed_split(sample["train"], processor), processed_split(sample["test"], processor)
     print(f"processed {len(train)} train / {len(test)} test clips in {time.perf_counter() - started:.0f} s",

@@ -39,17 +39,11 @@ import datasets
 
 from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
-from .common import (
-    SPLIT_ALIASES,
-    VIDEO_EXTENSIONS,
-    DirectoryIndex,
-    LabelError,
-)
+from .common import SPLIT_ALIASES, LabelError
 from .split_lists import SplitListBuilder, SplitListConfig
 
 logger = logging.getLogger(__name__)
 VARIANTS = ("default", "balanced", "test")
-FRAMES_DIR, AUDIO_DIR = "eMotions_imgs", "eMotions_mp3"
 
 
 @dataclasses.dataclass
@@ -84,14 +78,15 @@ class EmotionsBuilder(SplitListBuilder):
     LABEL_ALIASES = {"sad": "sadness", "excited": "excitation", "relaxed": "relaxation", "tense": "tension"}
     DEFAULT_POLARITY = EMOTIONS_POLARITY
     LAYOUT = """\
-Release layout (public code):
+Release layout (public code; the lists may also sit in annotations/):
 <data_dir>/
   classInd.txt            lines '<number> <Class>' (Excitation, Fear, Neutral, Relaxation, Sadness/Sad, Tension)
   trainlist01.txt         lines '<Class>/<video_id> [label]'
-  testlist01.txt          same format
+  testlist01.txt          same format, label optional
   trainlist01_balanced.txt, testlist01_balanced.txt, trainlist01_test.txt, testlist01_test.txt   (optional)
-  eMotions_imgs/<Class>/<video_id>/000001.jpg ...   frames (or clips <Class>/<video_id>.mp4, or videos/<Class>/...)
-  eMotions_mp3/<Class>/<video_id>.mp3               soundtracks (optional)
+  eMotions_imgs/<Class>/<video_id>/000001.jpg ... n_frames   frames (or clips <Class>/<video_id>.mp4, or
+                                                              videos/<Class>/...; frames_dir=... to rename)
+  eMotions_mp3/<Class>/<video_id>.mp3               soundtracks (optional; audio_dir=... to rename)
 Raw-video layout:
 <data_dir>/
   metadata.csv            columns file_name,label,split[,audio][,video_id]; paths relative to data_dir;
@@ -111,40 +106,20 @@ Raw-video layout:
     def is_raw_layout(self, data_dir: str) -> bool:
         return os.path.isfile(os.path.join(data_dir, "metadata.csv"))
 
-    def list_path(self, data_dir: str, split: str, variant: str = "default") -> str:
-        name = self.SPLIT_FILES[split].format(self.config.split_number)
-        if variant != "default":
-            name = name.replace(".txt", f"_{variant}.txt")
-        return os.path.join(data_dir, name)
-
     def validate_layout(self, data_dir: str) -> None:
         if self.is_raw_layout(data_dir):
             return
-        if not os.path.isfile(self.list_path(data_dir, "train")) and not os.path.isfile(
-                self.list_path(data_dir, "test")):
+        if self.find_annotations(data_dir) is None:
             raise self.layout_error(f"{data_dir} has neither metadata.csv (raw-video layout) nor "
                                     "trainlist01.txt / testlist01.txt (release layout).")
 
-    def find_media(self, index: DirectoryIndex, root: str, class_folder: str, name: str):
-        stem = os.path.splitext(name)[0] if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS else name
-        frames = os.path.join(root, FRAMES_DIR, class_folder, stem)  # lists may name the clip, frames are by stem
-        if os.path.isdir(frames):
-            mp3 = os.path.join(root, AUDIO_DIR, class_folder, stem + ".mp3")
-            return {"video": frames, "audio": mp3 if os.path.isfile(mp3) else ""}
-        return super().find_media(index, root, class_folder, name) or super().find_media(
-            index, os.path.join(root, "videos"), class_folder, name)
+    def video_id(self, class_folder: str, name: str) -> str:
+        return name  # the release's ids are unique without their class
 
     # ---- readers ----------------------------------------------------------------------------------------------
-    def video_id(self, class_folder: str, name: str) -> str:
-        return os.path.splitext(name)[0] if os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS else name
-
-    def read_release(self, data_dir: str, variant: str, missing: list) -> dict[str, list[dict]]:
-        list_paths = {split: self.list_path(data_dir, split, variant) for split in self.SPLIT_FILES}
-        return self.read_split_lists(data_dir, data_dir, list_paths, missing)
-
     def read_metadata(self, data_dir: str, path: str, missing: list) -> dict[str, list[dict]]:
         splits: dict[str, list[dict]] = defaultdict(list)
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             absent = [column for column in ("file_name", "label", "split") if column not in (reader.fieldnames or [])]
             if absent:
@@ -168,25 +143,23 @@ Raw-video layout:
     def _split_generators(self, dl_manager):
         data_dir = self.checked_data_dir()
         variant = self.config.variant
-        missing: list[str] = []
         if self.is_raw_layout(data_dir):
             listed = os.path.join(data_dir, f"metadata_{variant}.csv")
             shipped = variant != "default" and os.path.isfile(listed)
+            missing: list[str] = []
             splits = self.read_metadata(data_dir, listed if shipped else os.path.join(data_dir, "metadata.csv"),
                                         missing)
+            skipped = {"listed videos not found": missing}
         else:
-            shipped = variant != "default" and any(os.path.isfile(self.list_path(data_dir, split, variant))
-                                                   for split in self.SPLIT_FILES)
-            splits = self.read_release(data_dir, variant if shipped else "default", missing)
+            annotations = self.find_annotations(data_dir, variant) if variant != "default" else None
+            shipped = annotations is not None
+            splits, skipped = self.resolve_rows(data_dir, annotations or self.find_annotations(data_dir))
         if variant != "default" and not shipped:
             logger.info("eMotions %s variant: no membership list ships in %s; sampling it deterministically",
                         variant, data_dir)
             splits = {split: balanced_subset(rows) if variant == "balanced" or split == "test" else rows
                       for split, rows in splits.items()}
-        self.warn_skipped(self.name, {"listed videos not found": missing})
-        order = ("train", "validation", "test")
-        return [datasets.SplitGenerator(name=datasets.Split(split), gen_kwargs={"rows": splits[split]})
-                for split in order if split in splits]
+        return self.plan_splits(dl_manager, splits, skipped)
 
 
 CITATION = """\

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Optional, Union
 
 import datasets
 from datasets import DownloadMode, VerificationMode
 
-from .common import builder_hash
+from .common import SKIPPED_NOTE, SkippedExamplesWarning, builder_hash
 from .registry import BUILDERS, get_builder_class
 
 
@@ -74,12 +75,37 @@ def load_dataset(
                                    **config_kwargs)
     if streaming:
         return builder.as_streaming_dataset(split=split)
+    download_mode = DownloadMode(download_mode or DownloadMode.REUSE_DATASET_IF_EXISTS)
+    reused = os.path.isdir(builder.cache_dir) and download_mode == DownloadMode.REUSE_DATASET_IF_EXISTS
     builder.download_and_prepare(
-        download_mode=DownloadMode(download_mode or DownloadMode.REUSE_DATASET_IF_EXISTS),
+        download_mode=download_mode,
         verification_mode=VerificationMode(verification_mode or VerificationMode.BASIC_CHECKS),
         num_proc=num_proc,
     )
+    if reused:  # nothing was prepared now, so nothing warned: repeat what the preparation reported
+        rewarn_skipped(builder.info.description)
+    check_split(builder, split)
     return builder.as_dataset(split=split, in_memory=bool(keep_in_memory))
+
+
+def rewarn_skipped(description: Optional[str]) -> None:
+    """On a warm cache, repeat the warnings about skipped examples that the preparation kept in the description."""
+    for note in (description or "").split(SKIPPED_NOTE)[1:]:
+        warnings.warn(f"{note.strip()} (when this cached copy was prepared)", SkippedExamplesWarning, stacklevel=3)
+
+
+def check_split(builder: datasets.DatasetBuilder, split) -> None:
+    """A requested split the dataset does not have is an error that lists the ones it has (never datasets'
+    "corresponds to no data")."""
+    if split is None or builder.info.splits is None:
+        return
+    available = list(builder.info.splits)
+    for part in (split if isinstance(split, (list, tuple)) else [split]):
+        for name in str(part).split("+"):
+            name = name.split("[")[0].strip()
+            if name and name != "all" and name not in available:
+                raise ValueError(f"{builder.name} has the splits {available}, not {name!r}; cut a validation split "
+                                 f"from train with Dataset.train_test_split if the release has none.")
 
 
 __all__ = ["load_dataset", "load_dataset_builder", "BUILDERS"]

@@ -10,10 +10,11 @@ Columns: the core ``video`` (``dia{Dialogue_ID}_utt{Utterance_ID}.mp4``), ``audi
 sadness/anger/fear/disgust negative and surprise neutral by default (surprise is ambiguous in MELD: set
 ``label2polarity={"surprise": "positive"}`` or ``"negative"``).
 
-Bad rows: the real release misses one dev clip and has one corrupt train clip. Every clip is probed while the
-splits are planned (``common.probe_clip``: PyAV opens the container and reads the stream headers, no decoding,
-a few milliseconds per clip); rows whose clip is missing or unreadable are skipped, all of them counted in one
-warning. A label outside the config's label set is an error naming the CSV, the line and the label.
+Bad rows: the real release misses one dev clip and has one corrupt train clip. Rows whose clip is missing or
+unreadable are skipped, all of them counted in one warning (the bad-media policy of every builder,
+``EmotionDatasetBuilder.plan_splits``; streaming probes each clip only when it is reached). An emotion or a
+sentiment outside MELD's label sets (in either config) is an error naming the CSV, the line and the label; a clip
+folder that is not where the layout says is an error naming it (and a near-miss such as ``train_split/``).
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ import os
 
 import datasets
 
-from .common import EmotionDatasetBuilder, EmotionDatasetConfig, probe_clips
+from modeling_avcpnet.labels import (
+    MELD_EMOTION_LABELS,
+    MELD_EMOTION_POLARITY,
+    MELD_SENTIMENT_LABELS,
+    MELD_SENTIMENT_POLARITY,
+)
 
-EMOTION_LABELS = ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
-SENTIMENT_LABELS = ("positive", "neutral", "negative")
+from .common import EmotionDatasetBuilder, EmotionDatasetConfig, LabelError, normalise_label
 SPLITS = {  # split: (csv, clip folder)
     "train": ("train_sent_emo.csv", "train_splits"),
     "validation": ("dev_sent_emo.csv", "dev_splits_complete"),
@@ -61,14 +66,19 @@ class MeldBuilder(EmotionDatasetBuilder):
   (each clip folder may also sit one level down, e.g. train/train_splits/)"""
 
     def label_names(self) -> list[str]:
-        return list(EMOTION_LABELS if self.config.target == "emotion" else SENTIMENT_LABELS)
+        return list(MELD_EMOTION_LABELS if self.config.target == "emotion" else MELD_SENTIMENT_LABELS)
 
     @property
     def DEFAULT_POLARITY(self) -> dict:  # noqa: N802 (read by the base class as a class attribute)
-        if self.config.target == "sentiment":
-            return {label: label for label in SENTIMENT_LABELS}
-        return {"neutral": "neutral", "joy": "positive", "sadness": "negative", "anger": "negative",
-                "surprise": "neutral", "fear": "negative", "disgust": "negative"}
+        return MELD_SENTIMENT_POLARITY if self.config.target == "sentiment" else MELD_EMOTION_POLARITY
+
+    def checked_column(self, value: str, labels: list, column: str, source: str) -> str:
+        """The ``Emotion``/``Sentiment`` metadata value, checked against its label set whatever the config."""
+        key = normalise_label(value)
+        key = self.LABEL_ALIASES.get(key, key)
+        if key not in labels:
+            raise LabelError(f"{source}: {column} {value!r} is not one of the MELD labels {labels}")
+        return key
 
     def _info(self):
         return datasets.DatasetInfo(
@@ -93,8 +103,8 @@ class MeldBuilder(EmotionDatasetBuilder):
         if not any(os.path.isfile(os.path.join(data_dir, csv_name)) for csv_name, _ in SPLITS.values()):
             raise self.layout_error(f"{data_dir} has none of {[csv_name for csv_name, _ in SPLITS.values()]}.")
 
-    @staticmethod
-    def clip_folder(data_dir: str, name: str) -> str:
+    def clip_folder(self, data_dir: str, csv_name: str, name: str) -> str:
+        """``data_dir/name`` or ``data_dir/<one level>/name``; a layout error naming it (and near misses) if absent."""
         direct = os.path.join(data_dir, name)
         if os.path.isdir(direct):
             return direct
@@ -102,13 +112,14 @@ class MeldBuilder(EmotionDatasetBuilder):
             nested = os.path.join(data_dir, entry, name)
             if os.path.isdir(nested):
                 return nested
-        return direct
+        known = {folder for _, folder in SPLITS.values()}
+        raise self.layout_error(f"the clip folder {name + '/'!r} of {csv_name} is not in {data_dir} (nor one level "
+                                f"down){self.missing_folder_hint(data_dir, name, known.__contains__)}.")
 
-    def read_split(self, data_dir: str, csv_name: str, folder_name: str, skipped: dict) -> list[dict]:
+    def read_split(self, data_dir: str, csv_name: str, folder_name: str, missing: list) -> list[dict]:
         path = os.path.join(data_dir, csv_name)
-        folder = self.clip_folder(data_dir, folder_name)
-        present = set(os.listdir(folder)) if os.path.isdir(folder) else set()
-        target = "Emotion" if self.config.target == "emotion" else "Sentiment"
+        folder = self.clip_folder(data_dir, csv_name, folder_name)
+        present = set(os.listdir(folder))
         rows = []
         # utf-8-sig: the release CSVs start with a byte-order mark on some copies
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
@@ -118,7 +129,9 @@ class MeldBuilder(EmotionDatasetBuilder):
                 raise self.layout_error(f"{path} lacks the column(s) {absent}; it has {reader.fieldnames}.")
             for line, record in enumerate(reader, 2):
                 source = f"{path}:{line}"
-                label = self.resolve_label(record[target], source)
+                emotion = self.checked_column(record["Emotion"], MELD_EMOTION_LABELS, "emotion", source)
+                sentiment = self.checked_column(record["Sentiment"], MELD_SENTIMENT_LABELS, "sentiment", source)
+                label = emotion if self.config.target == "emotion" else sentiment
                 try:
                     numbers = {column: int(record[column]) for column in ("Dialogue_ID", "Utterance_ID", "Season",
                                                                          "Episode")}
@@ -127,31 +140,22 @@ class MeldBuilder(EmotionDatasetBuilder):
                 video_id = f"dia{numbers['Dialogue_ID']}_utt{numbers['Utterance_ID']}"
                 file_name = video_id + ".mp4"
                 if file_name not in present:
-                    skipped["missing"].append(f"{folder_name}/{file_name}")
+                    missing.append(f"{folder_name}/{file_name}")
                     continue
                 rows.append(self.make_row(
                     os.path.join(folder, file_name), label, video_id,
-                    utterance=record["Utterance"], speaker=record["Speaker"],
-                    emotion=record["Emotion"].strip().lower(), sentiment=record["Sentiment"].strip().lower(),
+                    utterance=record["Utterance"], speaker=record["Speaker"], emotion=emotion, sentiment=sentiment,
                     dialogue_id=numbers["Dialogue_ID"], utterance_id=numbers["Utterance_ID"],
                     season=numbers["Season"], episode=numbers["Episode"],
                     start_time=record["StartTime"], end_time=record["EndTime"],
                     sr_no=int(record.get("Sr No.") or -1),  # -1: a copy without the running number
                 ))
-        problems = probe_clips([row["video"] for row in rows])
-        for row, problem in zip(rows, problems):
-            if problem is not None:
-                skipped["unreadable"].append(f"{folder_name}/{os.path.basename(row['video'])}: {problem}")
-        return [row for row, problem in zip(rows, problems) if problem is None]
+        return rows
 
     def _split_generators(self, dl_manager):
         data_dir = self.checked_data_dir()
-        skipped = {"missing": [], "unreadable": []}
-        generators = []
-        for split, (csv_name, folder_name) in SPLITS.items():
-            if os.path.isfile(os.path.join(data_dir, csv_name)):
-                rows = self.read_split(data_dir, csv_name, folder_name, skipped)
-                generators.append(datasets.SplitGenerator(name=datasets.Split(split), gen_kwargs={"rows": rows}))
-        self.warn_skipped(self.name, {"rows whose clip is missing": skipped["missing"],
-                                      "rows whose clip is unreadable": skipped["unreadable"]})
-        return generators
+        missing: list[str] = []
+        splits = {split: self.read_split(data_dir, csv_name, folder_name, missing)
+                  for split, (csv_name, folder_name) in SPLITS.items()
+                  if os.path.isfile(os.path.join(data_dir, csv_name))}
+        return self.plan_splits(dl_manager, splits, {"rows whose clip is missing": missing})

@@ -10,7 +10,7 @@ Columns: the core ``video``, ``audio`` (always ``""``: the soundtrack is in the 
 happy, sad, worried, surprise), ``polarity`` and ``video_id`` (the CSV ``name``), plus ``valence`` (float, the
 challenge's dimensional label). Surprise has no fixed valence sign; its polarity defaults to neutral (override with
 ``label2polarity={"surprise": "positive"}``). Rows whose clip is missing or unreadable are skipped with one warning
-that counts them.
+that counts them (``EmotionDatasetBuilder.plan_splits``).
 """
 
 from __future__ import annotations
@@ -21,15 +21,9 @@ import os
 
 import datasets
 
-from modeling_avcpnet.labels import MER2023_LABELS
+from modeling_avcpnet.labels import MER2023_LABELS, MER2023_POLARITY
 
-from .common import (
-    SPLIT_ALIASES,
-    DirectoryIndex,
-    EmotionDatasetBuilder,
-    EmotionDatasetConfig,
-    probe_clip,
-)
+from .common import SPLIT_ALIASES, DirectoryIndex, EmotionDatasetBuilder, EmotionDatasetConfig
 
 LABEL_FILE_SUFFIX = "-label.csv"
 REQUIRED_COLUMNS = ("name", "discrete", "valence")
@@ -39,8 +33,7 @@ class Mer2023Builder(EmotionDatasetBuilder):
     BUILDER_CONFIGS = [EmotionDatasetConfig(name="default", description="MER 2023 labelled clips: emotion + valence")]
     DEFAULT_CONFIG_NAME = "default"
     LABELS = tuple(MER2023_LABELS)
-    DEFAULT_POLARITY = {"neutral": "neutral", "angry": "negative", "happy": "positive", "sad": "negative",
-                        "worried": "negative", "surprise": "neutral"}
+    DEFAULT_POLARITY = MER2023_POLARITY
     LABEL_ALIASES = {"anger": "angry", "happiness": "happy", "joy": "happy", "sadness": "sad", "worry": "worried",
                      "surprised": "surprise"}
     LAYOUT = """\
@@ -108,21 +101,17 @@ data_dir/
         data_dir = self.checked_data_dir()
         index = DirectoryIndex()
         folders = self.clip_folders(data_dir)
-        generators = []
+        splits, missing = {}, []
         for split, path in self.label_files(data_dir).items():
-            rows, skipped = [], {"missing clip": [], "unreadable clip": []}
+            rows = []
             for _, name, label, valence in self.read_label_file(path):
                 video = next((found for folder in folders if (found := index.find_video(folder, name))), None)
                 if video is None:
-                    skipped["missing clip"].append(name)
-                    continue
-                if probe_clip(video) is not None:
-                    skipped["unreadable clip"].append(name)
+                    missing.append(name)
                     continue
                 rows.append(self.make_row(video=video, label=label, video_id=name, valence=valence))
-            self.warn_skipped(f"{self.name} {split}", skipped)
-            generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"rows": rows}))
-        return generators
+            splits[split] = rows
+        return self.plan_splits(dl_manager, splits, {"missing clip": missing})
 
 
 __all__ = ["Mer2023Builder"]

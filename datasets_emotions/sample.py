@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import datasets
 
 from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
-from .common import EmotionDatasetBuilder, EmotionDatasetConfig
+from .common import EmotionDatasetBuilder, EmotionDatasetConfig, SkippedExamplesWarning, media_problem
 from .sample_media import plan_split, write_sample_clip
 
 SPLITS = {"train": datasets.Split.TRAIN, "validation": datasets.Split.VALIDATION, "test": datasets.Split.TEST}
@@ -66,13 +67,31 @@ class SampleBuilder(EmotionDatasetBuilder):
     def _split_generators(self, dl_manager):
         config = self.config
         root = self.media_dir()
-        generators = []
+        generators, damaged = [], []
         for split, split_name in SPLITS.items():
             specs = plan_split(split, self.label_names(), getattr(config, f"clips_per_class_{split}"),
                                getattr(config, f"noisy_{split}"), config.seed)
+            damaged += self.remove_damaged_clips(root, specs)
             if specs:
                 generators.append(datasets.SplitGenerator(name=split_name, gen_kwargs={"rows": specs, "root": root}))
+        if damaged:
+            # the bad-media policy of every builder, except that a generated clip is made again instead of skipped
+            message = (f"{self.name}: {len(damaged)} damaged clip(s) in the media cache were removed and are generated "
+                       f"again (e.g. {', '.join(damaged[:3])})")
+            warnings.warn(message, SkippedExamplesWarning, stacklevel=2)
+            self.keep_note(message)
         return generators
+
+    @staticmethod
+    def remove_damaged_clips(root: str, specs) -> list[str]:
+        """Clips left by an earlier preparation are reused; probe them and delete the unreadable ones."""
+        damaged = []
+        for spec in specs:
+            path = os.path.join(root, spec.split, spec.label, f"{spec.video_id}.mp4")
+            if os.path.exists(path) and (problem := media_problem(path)) is not None:
+                os.remove(path)
+                damaged.append(f"{spec.video_id} ({problem})")
+        return damaged
 
     def _generate_examples(self, rows, root):
         config = self.config

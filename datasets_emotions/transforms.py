@@ -6,7 +6,6 @@ import hashlib
 from typing import Callable, Optional, Union
 
 import datasets
-import torch
 
 MODEL_INPUT_KEYS = ("pixel_values_videos", "input_features", "audio_mask")
 
@@ -18,9 +17,11 @@ def _media(entry):
     return entry or None
 
 
-def example_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+def example_generator(seed: int, epoch: int, index: int):
     """A `torch.Generator` that depends on `(seed, epoch, index)` only: the random snippet offsets, crops and
     augmentation of one training example, whatever process, DataLoader worker or resumed run draws it."""
+    import torch  # here, not at module level: importing datasets_emotions must not load torch
+
     digest = hashlib.blake2b(f"{seed}/{epoch}/{index}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
 
@@ -33,7 +34,8 @@ class BatchTransform:
 
     ``skip_bad_files=True``: a clip that cannot be decoded does not raise; its row stays in the output (so that a
     dataset's rows keep their positions) with zero model inputs and its error message in ``decode_error`` (empty
-    for good rows); [`collate_skipping_bad_clips`] then leaves such rows out of the batch.
+    for good rows); ``modeling_avcpnet.training.clip_data.collate_skipping_bad_clips`` then leaves such rows out of
+    the batch.
 
     Called with ``example_keys`` (one ``(epoch, index)`` per row) and ``seed``, each training example draws its
     randomness from [`example_generator`]: the same example in the same epoch always gets the same crop.
@@ -58,6 +60,8 @@ class BatchTransform:
         return rows, dict(getattr(features, "errors", None) or {})
 
     def __call__(self, batch: dict, example_keys: Optional[list[tuple[int, int]]] = None) -> dict:
+        import torch  # here, not at module level: importing datasets_emotions must not load torch
+
         videos = [_media(entry) for entry in batch["video"]]
         audio = [_media(entry) for entry in batch.get("audio") or [None] * len(videos)]
         audio = audio if any(entry is not None for entry in audio) else None
@@ -81,73 +85,6 @@ class BatchTransform:
         if "label" in batch:
             outputs["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         return outputs
-
-
-def collate_skipping_bad_clips(rows: list[dict]) -> dict:
-    """DataLoader collate function for rows of a ``BatchTransform(skip_bad_files=True)``: stacks the rows that
-    decoded, and lists the error messages of the others under ``skipped_clips`` (a trainer reports and removes it
-    before the model call). A batch in which every clip failed has ``labels`` of size 0 and no model inputs."""
-    skipped = [row["decode_error"] for row in rows if row.get("decode_error")]
-    good = [row for row in rows if not row.get("decode_error")]
-    batch: dict = {}
-    if good:
-        for key in good[0]:
-            if key == "decode_error":
-                continue
-            values = [row[key] for row in good]
-            batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.as_tensor(values)
-    else:
-        batch["labels"] = torch.zeros(0, dtype=torch.long)
-    batch["skipped_clips"] = skipped
-    return batch
-
-
-class SeededAugmentation(torch.utils.data.Dataset):
-    """Training examples whose random sampling and augmentation are a function of ``(seed, epoch, index)`` only,
-    so that a run interrupted and resumed from a checkpoint sees exactly the examples of an uninterrupted one, with
-    any number of DataLoader workers (persistent or not).
-
-    The epoch reaches the workers through the keys: [`EpochKeySampler`] yields ``epoch * len(self) + index``
-    (a plain sampler's keys ``0 .. len - 1`` all read as epoch 0). Rows come out as from
-    ``BatchTransform(skip_bad_files=True)``; batch them with [`collate_skipping_bad_clips`].
-    """
-
-    def __init__(self, dataset: datasets.Dataset, processor: Callable, seed: int, **processor_kwargs):
-        self.dataset = dataset.with_format(None)
-        self.transform = BatchTransform(processor, training=True, skip_bad_files=True, seed=seed,
-                                        **processor_kwargs)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitems__(self, keys: list[int]) -> list[dict]:
-        size = len(self.dataset)
-        example_keys = [(int(key) // size, int(key) % size) for key in keys]
-        batch = self.transform(self.dataset[[index for _, index in example_keys]], example_keys=example_keys)
-        return [{name: values[row] for name, values in batch.items()} for row in range(len(keys))]
-
-    def __getitem__(self, key: int) -> dict:
-        return self.__getitems__([key])[0]
-
-
-class EpochKeySampler(torch.utils.data.Sampler):
-    """A random order of ``range(size)`` drawn from ``seed + epoch`` (like accelerate's seedable sampler), yielded
-    as keys ``epoch * size + index`` for [`SeededAugmentation`]. The Trainer calls ``set_epoch`` before each
-    epoch (also the resumed one)."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        offset = self.epoch * self.size
-        return iter((torch.randperm(self.size, generator=generator) + offset).tolist())
 
 
 def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> BatchTransform:

@@ -1,21 +1,23 @@
-"""VideoEmotion-8 (Jiang et al., AAAI 2014): user videos of Plutchik's 8 emotions in class folders, with split
-lists.
+"""VideoEmotion-8 (Jiang et al., AAAI 2014): 1,101 user videos of Plutchik's 8 emotions, in the layouts of
+``split_lists`` (VAANet's ``VideoEmotion8--imgs`` / ``VideoEmotion8--mp3`` / ``ve8_01.json``, or raw videos).
 
-Layout: see ``split_lists``. Columns: the core ``video``, ``audio`` (``""``), ``label``, ``polarity``,
-``video_id`` (``Class/name``). Polarity defaults: joy, trust, anticipation positive; anger, disgust, fear,
-sadness negative; surprise neutral (override with ``label2polarity={...}``).
+Columns: the core ``video`` (video file or frames folder), ``audio`` (mp3 or ``""``), ``label``, ``polarity``,
+``video_id`` (``Class/video_id`` as listed). Polarity: ``modeling_avcpnet.labels.VIDEOEMOTION8_POLARITY``
+(anticipation, joy, surprise, trust positive; the rest negative; no class is neutral; override with
+``label2polarity={...}``).
 """
 
 import datasets
+
+from modeling_avcpnet.labels import VIDEOEMOTION8_LABELS, VIDEOEMOTION8_POLARITY
 
 from .split_lists import SplitListBuilder
 
 
 class VideoEmotion8Builder(SplitListBuilder):
-    LABELS = ("anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust")
+    LABELS = tuple(VIDEOEMOTION8_LABELS)
     LABEL_ALIASES = {"angry": "anger", "sad": "sadness"}
-    DEFAULT_POLARITY = {"anger": "negative", "anticipation": "positive", "disgust": "negative", "fear": "negative",
-                        "joy": "positive", "sadness": "negative", "surprise": "neutral", "trust": "positive"}
+    DEFAULT_POLARITY = VIDEOEMOTION8_POLARITY
     LAYOUT = SplitListBuilder.layout_text("Anger, Anticipation, Disgust, Fear, Joy, Sadness, Surprise, Trust")
 
     def _info(self):

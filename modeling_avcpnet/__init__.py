@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .labels import EMOTIONS_LABELS, EMOTIONS_POLARITY, MER2023_LABELS, POLARITIES
 from .registration import register_auto_classes
 
-# public name -> submodule that defines it (all of them need torch and transformers).
+# public name -> submodule that defines it (all but the media layer need torch and transformers).
 _LAZY_NAMES = {
     "configuration_avcpnet": ["AVCPNetConfig"],
     "configuration_mer2023": ["MER2023Config"],
@@ -27,6 +27,8 @@ _LAZY_NAMES = {
     "feature_extraction_avcpnet": ["AVCPNetFeatureExtractor"],
     "feature_extraction_mer2023": ["MER2023DeepFeatureExtractor"],
     "loss_avcpnet": ["EPCELoss", "compute_multitask_loss", "ep_ce_loss"],
+    "media_avcpnet": ["FrameFolderReader", "MediaError", "MediaReader", "VIDEO_EXTENSIONS", "VideoDecodingError",
+                      "load_audio", "probe_media"],
     "metrics_mer2023": ["compute_mer2023_metrics", "mer2023_metrics"],
     "modeling_avcpnet": [
         "AVCPNetForVideoClassification",
@@ -40,10 +42,10 @@ _LAZY_NAMES = {
     "pipeline_mer2023": ["MER2023Pipeline"],
     "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
-    "video_decoding_avcpnet": ["VideoDecodingError"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY_NAMES.items() for name in names}
+_LIGHT_MODULES = {"media_avcpnet"}  # numpy + PyAV only: taking their names registers nothing
 
 __all__ = ["EMOTIONS_LABELS", "EMOTIONS_POLARITY", "MER2023_LABELS", "POLARITIES", "register_auto_classes",
            *sorted(_MODULE_OF)]
@@ -53,7 +55,8 @@ def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    register_auto_classes()
+    if module not in _LIGHT_MODULES:
+        register_auto_classes()
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
@@ -70,6 +73,15 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
     from .feature_extraction_mer2023 import MER2023DeepFeatureExtractor
     from .loss_avcpnet import EPCELoss, compute_multitask_loss, ep_ce_loss
+    from .media_avcpnet import (
+        VIDEO_EXTENSIONS,
+        FrameFolderReader,
+        MediaError,
+        MediaReader,
+        VideoDecodingError,
+        load_audio,
+        probe_media,
+    )
     from .metrics_mer2023 import compute_mer2023_metrics, mer2023_metrics
     from .modeling_avcpnet import (
         AVCPNetForVideoClassification,
@@ -83,5 +95,4 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .pipeline_mer2023 import MER2023Pipeline
     from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
-    from .video_decoding_avcpnet import VideoDecodingError
     from .video_processing_avcpnet import AVCPNetVideoProcessor

@@ -24,7 +24,8 @@ from typing import Any, Iterable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".flv", ".wmv", ".mpg", ".mpeg", ".3gp", ".ts")
+from .media_avcpnet import VIDEO_EXTENSIONS
+
 FORMATS = ("csv", "jsonl")
 GLOB_CHARACTERS = set("*?[")
 

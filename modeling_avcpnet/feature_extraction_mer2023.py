@@ -11,99 +11,54 @@ The output of `MER2023DeepFeatureExtractor.__call__` on a batch is one column pe
 extraction settings, so a second call (or a later session with the same cache folder) reads the Arrow cache
 instead of running the backbones again, and any change of model, layer or setting computes afresh.
 
-Only torch, transformers, numpy and PyAV are imported here: `datasets` is used through the dataset object the
+Only torch, transformers, numpy and the media layer (`media_avcpnet`) are imported here: `datasets` is used through the dataset object the
 caller passes in.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from typing import Any, Sequence
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel
+
+from .media_avcpnet import MediaError, MediaReader, load_audio
 
 DEFAULT_SAMPLING_RATE = 16000
 
 
 def default_audio_layers(num_hidden_layers: int) -> list[int]:
     """The paper's choice for HuBERT-large (layers 18, 19, 20 of 24) carried over to any depth: the three layers
-    starting three quarters of the way up (HuBERT-base, 12 layers: 9, 10, 11; a 3-layer test model: 1, 2, 3)."""
+    starting three quarters of the way up (HuBERT-base, 12 layers: 9, 10, 11; a 4-layer test model: 2, 3, 4)."""
     start = max(1, min(num_hidden_layers - 2, round(0.75 * num_hidden_layers)))
     return list(range(start, min(start + 3, num_hidden_layers + 1)))
 
 
-class MediaDecodingError(ValueError):
-    """A clip that cannot be decoded; the message names the file and the problem."""
-
-
-def _open(source: Any):
-    if isinstance(source, dict):  # datasets Audio/Video(decode=False) style: {"path": ..., "bytes": ...}
-        if source.get("bytes"):
-            return av.open(io.BytesIO(source["bytes"])), source.get("path") or "<bytes>"
-        source = source.get("path")
-    if isinstance(source, (bytes, bytearray)):
-        return av.open(io.BytesIO(source)), "<bytes>"
-    if not isinstance(source, (str, os.PathLike)) or not str(source):
-        raise MediaDecodingError(f"expected a media path, bytes or {{'path', 'bytes'}} dict, "
-                                 f"got {type(source).__name__}")
-    if not os.path.exists(source):
-        raise MediaDecodingError(f"{source}: file not found")
-    try:
-        return av.open(str(source)), str(source)
-    except av.error.FFmpegError as error:
-        raise MediaDecodingError(f"{source}: cannot be opened ({error})") from error
+MediaDecodingError = MediaError  # the name this module used before the media layer was unified
 
 
 def load_waveform(source: Any, sampling_rate: int = DEFAULT_SAMPLING_RATE) -> np.ndarray:
-    """Decode the first audio stream of a file (audio or video) to mono float32 at `sampling_rate`: `(samples,)`."""
-    container, name = _open(source)
-    with container:
-        if not container.streams.audio:
-            raise MediaDecodingError(f"{name}: has no audio stream")
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
-        chunks = []
-        try:
-            for frame in container.decode(container.streams.audio[0]):
-                chunks.extend(resampled.to_ndarray().reshape(-1) for resampled in resampler.resample(frame))
-            chunks.extend(resampled.to_ndarray().reshape(-1) for resampled in resampler.resample(None))
-        except av.error.FFmpegError as error:
-            raise MediaDecodingError(f"{name}: audio cannot be decoded ({error})") from error
-    if not chunks:
-        raise MediaDecodingError(f"{name}: the audio stream holds no samples")
-    return np.concatenate(chunks).astype(np.float32)
+    """The first audio stream of a file (audio or video) as mono float32 at `sampling_rate`: `(samples,)`, all of
+    it. `source`: a path, bytes or a datasets-style `{"path", "bytes"}` dict. Raises `MediaError`."""
+    return load_audio(source, sampling_rate)
+
+
+def evenly_spaced_indices(num_frames: int, count: int) -> np.ndarray:
+    """`count` frame indices spread evenly over a clip of `num_frames` frames, first and last included (fewer,
+    without repeats, when the clip is shorter)."""
+    return np.unique(np.linspace(0, num_frames - 1, count).round().astype(np.int64))
 
 
 def load_frames(source: Any, num_frames: int = 8) -> np.ndarray:
-    """Decode `num_frames` frames spread evenly over a video: `(T, H, W, 3)` uint8 RGB (T <= num_frames when the
-    clip is shorter). Only the chosen frames are kept in memory."""
-    container, name = _open(source)
-    with container:
-        if not container.streams.video:
-            raise MediaDecodingError(f"{name}: has no video stream")
-        stream = container.streams.video[0]
-        total = stream.frames
-        if not total and stream.duration and stream.average_rate:
-            total = int(float(stream.duration * stream.time_base) * float(stream.average_rate))
-        wanted = set(np.linspace(0, total - 1, num_frames).round().astype(int).tolist()) if total else None
-        frames = []
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                if wanted is None or index in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
-        except av.error.FFmpegError as error:
-            raise MediaDecodingError(f"{name}: video cannot be decoded ({error})") from error
-    if not frames:
-        raise MediaDecodingError(f"{name}: the video stream holds no frames")
-    if wanted is None and len(frames) > num_frames:  # unknown length: everything was kept, subsample now
-        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, num_frames).round().astype(int)]
-    return np.stack(frames)
+    """`num_frames` frames spread evenly over a video: `(T, H, W, 3)` uint8 RGB, full size (T < num_frames when the
+    clip has fewer frames). Only those frames are decoded. Raises `MediaError`."""
+    with MediaReader(source, require_video=True) as reader:
+        return reader.read_frames(evenly_spaced_indices(reader.num_frames, num_frames))
 
 
 class MER2023DeepFeatureExtractor:
@@ -347,7 +302,7 @@ class MER2023DeepFeatureExtractor:
             digest = hashlib.blake2b(digest_size=16)
             settings = {"audio_layers": self.audio_layers, "vision_layer": self.vision_layer,
                         "num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
-                        "names": [self.audio_name, self.vision_name], "version": 1}
+                        "names": [self.audio_name, self.vision_name], "version": 2}  # 2: upright frames
             digest.update(json.dumps(settings, sort_keys=True).encode())
             for model in (self.audio_model, self.vision_model):
                 if model is None:

@@ -4,7 +4,23 @@ Nothing here imports torch, transformers or any other package, so dataset prepar
 the constants without loading the model stack. The model files import it relatively (``from .labels import ...``),
 so it is copied into Hub repositories with them.
 
-Polarity is what the EP-CE loss compares (paper eq. 9-10): ``positive``, ``neutral`` or ``negative``.
+Polarity is what the EP-CE loss compares (paper eq. 9-10): ``positive``, ``neutral`` or ``negative``. Every map below
+is a default that a dataset builder (``label2polarity={...}``) or a model config can override. Where the map is a
+choice, the source is given:
+
+=============  ======================================================================================================
+eMotions       the paper's map (REFERENCE 1): excitation, relaxation positive; neutral neutral; the rest negative.
+CAER           neutral is a class; surprise neutral (not stated in the paper; surprise has no fixed valence).
+MELD emotion   REFERENCE 1: joy positive, neutral neutral, sadness/anger/fear/disgust negative; surprise is ambiguous
+               in MELD, neutral by default (MELD's own sentiment labels split it both ways).
+MELD sentiment the sentiment itself.
+MER 2023       neutral is a class; surprise neutral (as CAER and MELD).
+Ekman-6        NO class is neutral: table 9's note says gamma_neu "doesn't function on Ekman6" (issue 14.4), so
+               surprise is positive: the paper names no side, so this follows the grouping commonly used to binarise
+               Plutchik's eight emotions (joy, trust, anticipation, surprise positive). Override for the other reading.
+VideoEmotion-8 no neutral class either; surprise positive for the same reasons and so that one label has one
+               polarity in both datasets. anticipation and trust positive, the rest negative.
+=============  ======================================================================================================
 """
 
 POLARITIES = ("positive", "neutral", "negative")
@@ -40,8 +56,8 @@ MELD_SENTIMENT_POLARITY = {label: label for label in MELD_SENTIMENT_LABELS}
 # Ekman-6 and VideoEmotion-8 (REFERENCE 2).
 EKMAN6_LABELS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
 EKMAN6_POLARITY = {"anger": "negative", "disgust": "negative", "fear": "negative", "joy": "positive",
-                   "sadness": "negative", "surprise": "neutral"}
+                   "sadness": "negative", "surprise": "positive"}  # no neutral class: table 9's note
 VIDEOEMOTION8_LABELS = ["anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust"]
 VIDEOEMOTION8_POLARITY = {"anger": "negative", "anticipation": "positive", "disgust": "negative",
-                          "fear": "negative", "joy": "positive", "sadness": "negative", "surprise": "neutral",
+                          "fear": "negative", "joy": "positive", "sadness": "negative", "surprise": "positive",
                           "trust": "positive"}

@@ -431,34 +431,21 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """Initialise every parameter and re-create every buffer of `module` (the Video Swin's own modules are
-        delegated to `init_video_swin_weights`): truncated normal (std `initializer_range`) for linear and 1-D/3-D
-        convolution weights, He normal (fan-out, as torchvision's and transformers' ResNet) for the audio ResNet's
-        2-D convolutions, zero biases, unit norms with reset running statistics, and a unit bias on the audio
-        temporal attention's mixer (so that it starts as a temporal mean rather than dead)."""
+        """transformers' default initialisation (normal linear and convolution weights with std
+        `initializer_range`, zero biases, unit norms with reset running statistics), plus the special modules: the
+        Video Swin's own (delegated to `init_video_swin_weights`), He normal (fan-out, as torchvision's and
+        transformers' ResNet) for the audio ResNet's 2-D convolutions, and a unit bias on the audio temporal
+        attention's mixer (so that it starts as a temporal mean rather than dead)."""
+        super()._init_weights(module)
         if init_video_swin_weights(module, self.config):
             return
         if isinstance(module, AVCPNetSegmentMixer):
             # With a zero bias the ReLU'd attention weights start at ~1e-5 (half exactly 0): the audio embedding and
             # its gradient vanish and the audio branch never learns. A unit bias starts the temporal attention as a
             # plain mean over the segments, which the scores then learn to reweight.
-            init.trunc_normal_(module.weight, std=self.config.initializer_range)
             init.ones_(module.bias)
-        elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv3d)):
-            init.trunc_normal_(module.weight, std=self.config.initializer_range)
-            if module.bias is not None:
-                init.zeros_(module.bias)
         elif isinstance(module, nn.Conv2d):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            if getattr(module, "running_mean", None) is not None:
-                init.zeros_(module.running_mean)
-                init.ones_(module.running_var)
-                init.zeros_(module.num_batches_tracked)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # transformers writes one `auto_map` entry per saved class (its own `_auto_class`): add the other model

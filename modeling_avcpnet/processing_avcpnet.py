@@ -19,7 +19,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
-from .video_decoding_avcpnet import MediaReader, VideoDecodingError
+from .media_avcpnet import MediaError, MediaReader, VideoDecodingError
 from .video_processing_avcpnet import AVCPNetVideoProcessor, make_video_list
 
 

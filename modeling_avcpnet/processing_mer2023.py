@@ -19,7 +19,8 @@ import torch
 from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModel
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 
-from .feature_extraction_mer2023 import MER2023DeepFeatureExtractor, MediaDecodingError
+from .feature_extraction_mer2023 import MER2023DeepFeatureExtractor
+from .media_avcpnet import MediaError
 
 AUDIO_FOLDER, VISION_FOLDER = "audio_backbone", "vision_backbone"
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")
@@ -132,7 +133,7 @@ class MER2023Processor(FeatureExtractionMixin):
         for position, (video, soundtrack) in enumerate(zip(videos, audio)):
             try:  # one clip at a time, so that one bad file names itself and spares the others
                 features = extractor({"video": [video], "audio": [soundtrack or ""]})
-            except MediaDecodingError as error:
+            except MediaError as error:
                 if not skip_bad_files:
                     raise
                 errors[position] = str(error)

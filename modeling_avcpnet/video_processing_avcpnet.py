@@ -4,7 +4,7 @@ A clip of `N` frames is split into `num_segments` segments of equal frame counts
 frame rate; variable frame rate files are split by frame count too); from each, `frames_per_segment`
 consecutive frames are taken, at a random offset when training and centred when evaluating. Clips with fewer than
 `num_segments * frames_per_segment` frames are loop-padded (frame indices wrap around), as in the public code.
-Only the sampled frames are decoded (see `video_decoding_avcpnet.MediaReader`), resized so that their short side is
+Only the sampled frames are decoded (see `media_avcpnet.MediaReader`), resized so that their short side is
 `size["shortest_edge"]` inside FFmpeg's scaler, then cropped to `crop_size` (centre crop when evaluating; a random
 centre or corner crop when training, then with probability `augment_probability` one of horizontal flip, rotation
 by up to `max_rotation_degrees`, or brightness scaled by a factor in `brightness_range`, the same for every frame of
@@ -14,7 +14,6 @@ the clip) and normalised (`x / 255 - 100 / 255` by default: the public code's me
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -27,9 +26,7 @@ from transformers.image_utils import PILImageResampling
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from .video_decoding_avcpnet import MediaReader, VideoDecodingError
-
-FRAME_FILE_PATTERN = re.compile(r"^(\d+)\.(jpe?g|png)$", re.IGNORECASE)
+from .media_avcpnet import FrameFolderReader, MediaError, MediaReader, VideoDecodingError
 
 
 class AVCPNetVideoProcessorKwargs(VideosKwargs, total=False):
@@ -171,31 +168,10 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
             return DecodedClip(reader.name, frames, indices, reader.num_frames, reader.audio, reader.audio_problem)
 
     def _decode_frame_folder(self, folder: str, training, generator, shortest_edge) -> DecodedClip:
-        numbered = []
-        for name in os.listdir(folder):
-            match = FRAME_FILE_PATTERN.match(name)
-            if match:
-                numbered.append((int(match.group(1)), name))
-        if not numbered:
-            raise VideoDecodingError(folder, "folder holds no frame images (expected 000001.jpg, 000002.jpg, ...)")
-        files = [name for _, name in sorted(numbered)]
-        indices = self.sample_indices(len(files), training, generator)
-        loaded: dict[int, np.ndarray] = {}
-        for index in np.unique(indices).tolist():
-            path = os.path.join(folder, files[index])
-            try:
-                from PIL import Image
-
-                with Image.open(path) as image:
-                    array = np.asarray(image.convert("RGB"))
-            except (OSError, ValueError) as error:
-                raise VideoDecodingError(path, f"frame image cannot be read ({error})") from error
-            loaded[index] = self._resize_array(array[None], shortest_edge)[0]
-        shapes = {frame.shape for frame in loaded.values()}
-        if len(shapes) > 1:
-            raise VideoDecodingError(folder, f"frame images differ in size: {sorted(shapes)}")
-        frames = np.stack([loaded[i] for i in indices.tolist()])
-        return DecodedClip(folder, frames, indices, len(files))
+        reader = FrameFolderReader(folder)
+        indices = self.sample_indices(reader.num_frames, training, generator)
+        frames = self._resize_array(reader.read_frames(indices), shortest_edge)
+        return DecodedClip(reader.name, frames, indices, reader.num_frames)
 
     def _sample_array(self, video, training, generator, shortest_edge) -> DecodedClip:
         array = video.numpy() if isinstance(video, torch.Tensor) else np.asarray(video)

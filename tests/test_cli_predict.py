@@ -7,23 +7,17 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
 from modeling_avcpnet import AVCPNetConfig, cli
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
-from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
-from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp("predict")
-    torch.manual_seed(0)
-    config = AVCPNetConfig.tiny()
-    model = AVCPNetForVideoClassification(config).eval()
-    processor = AVCPNetProcessor.from_model_config(config)
-    checkpoint = save_for_pipeline(model, processor, root / "checkpoint")
+    checkpoint, model, processor = tiny_checkpoint["folder"], tiny_checkpoint["model"], tiny_checkpoint["processor"]
 
     videos = root / "videos"
     (videos / "nested").mkdir(parents=True)
@@ -46,7 +40,7 @@ def setup(tmp_path_factory):
     expected = {path: classifier(path, top_k=6) for path in [*good, silent]}
     return {"root": root, "checkpoint": checkpoint, "videos": str(videos), "good": good, "silent": silent,
             "corrupt": str(corrupt), "empty": str(empty), "expected": expected,
-            "labels": list(config.id2label.values())}
+            "labels": list(model.config.id2label.values())}
 
 
 def read_csv(path):

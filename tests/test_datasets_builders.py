@@ -11,6 +11,7 @@ import pytest
 
 from datasets_emotions import DataDirError, LabelError, SkippedExamplesWarning, load_dataset
 from datasets_emotions.synthetic_media import write_clip
+from tree_files import put, write
 from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS
 
 datasets.disable_progress_bars()
@@ -24,16 +25,14 @@ def clip(tmp_path_factory):
     return write_clip(path, frames, fps=4, audio=np.zeros((1, 8000), np.float32), sample_rate=16000)
 
 
-def put(clip, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    shutil.copyfile(clip, path)
+@pytest.fixture(scope="module")
+def jpeg(tmp_path_factory):
+    """One real 8x8 JPEG that frames folders copy (the builders probe the first frame)."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("frame") / "frame.jpg"
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(path)
     return str(path)
-
-
-def write(path, text):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
 
 
 def split_counts(dataset_dict):
@@ -44,7 +43,7 @@ def split_counts(dataset_dict):
 RELEASE_CLASSES = ["Excitation", "Fear", "Neutral", "Relaxation", "Sad", "Tension"]  # the release's own spelling
 
 
-def make_release_tree(root, clip, per_class=(3, 1)):
+def make_release_tree(root, clip, jpeg, per_class=(3, 1)):
     """Frames folders + mp3 for each listed video; the train list names one video that is absent."""
     write(root / "classInd.txt", "".join(f"{i + 1} {name}\n" for i, name in enumerate(RELEASE_CLASSES)))
     lines = {"train": [], "test": []}
@@ -55,7 +54,7 @@ def make_release_tree(root, clip, per_class=(3, 1)):
                 frames = root / "eMotions_imgs" / name / video_id
                 os.makedirs(frames)
                 for f in range(1, 3):
-                    (frames / f"{f:06d}.jpg").write_bytes(b"\xff\xd8fake")
+                    shutil.copyfile(jpeg, frames / f"{f:06d}.jpg")
                 if k % 2 == 0:  # half of them ship an mp3
                     put(clip, root / "eMotions_mp3" / name / f"{video_id}.mp3")
                 lines[split].append(f"{name}/{video_id} {number}" if split == "train" else f"{name}/{video_id}")
@@ -65,8 +64,8 @@ def make_release_tree(root, clip, per_class=(3, 1)):
     return lines
 
 
-def test_emotions_release_layout(tmp_path, clip):
-    make_release_tree(tmp_path / "data", clip)
+def test_emotions_release_layout(tmp_path, clip, jpeg):
+    make_release_tree(tmp_path / "data", clip, jpeg)
     with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 listed example.*Fear/not_extracted"):
         ds = load_dataset("emotions", data_dir=str(tmp_path / "data"), cache_dir=str(tmp_path / "cache"))
     # class i (1-based) has 3 + i - 1 train and 1 + i - 1 test videos
@@ -86,9 +85,9 @@ def test_emotions_release_layout(tmp_path, clip):
     assert set(relaxation) == {0}  # positive
 
 
-def test_emotions_variants_sampled_and_shipped(tmp_path, clip):
+def test_emotions_variants_sampled_and_shipped(tmp_path, clip, jpeg):
     data = tmp_path / "data"
-    make_release_tree(data, clip)
+    make_release_tree(data, clip, jpeg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedExamplesWarning)
         balanced = load_dataset("emotions", "balanced", data_dir=str(data), cache_dir=str(tmp_path / "c"))
@@ -102,7 +101,7 @@ def test_emotions_variants_sampled_and_shipped(tmp_path, clip):
                              cache_dir=str(tmp_path / "c2"))
     assert sorted(again["video_id"]) == sorted(balanced["train"]["video_id"])
     # shipped lists win over sampling
-    write(data / "trainlist01_balanced.txt", "Fear/train_fear_0.mp4\nTension/train_tension_3\n")  # with/without ext
+    write(data / "trainlist01_balanced.txt", "Fear/train_fear_0 2\nTension/train_tension_3")  # no final newline
     write(data / "testlist01_balanced.txt", "Neutral/test_neutral_0\n")
     shipped = load_dataset("emotions", "balanced", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert sorted(shipped["train"]["video_id"]) == ["train_fear_0", "train_tension_3"]
@@ -165,7 +164,7 @@ def test_caer_layout_both_anger_spellings(tmp_path, clip):
     assert split_counts(ds) == {"train": 14, "validation": 7, "test": 8}
     assert ds["train"].features["label"].names == ["anger", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     assert ds["test"]["label"].count(0) == 2 and np.bincount(ds["train"]["label"]).tolist() == [2] * 7
-    assert sorted(r["video_id"] for r in ds["test"] if r["label"] == 0) == ["Anger/0009", "Angry/0000"]
+    assert sorted(r["video_id"] for r in ds["test"] if r["label"] == 0) == ["test/Anger/0009", "test/Angry/0000"]
     assert ds["train"][0]["audio"] == "" and ds["train"][0]["video"].endswith(".avi")
     surprise = load_dataset("caer", data_dir=str(data), split="test", cache_dir=str(tmp_path / "c"),
                             label2polarity={"surprise": "negative"})
@@ -209,7 +208,7 @@ def test_meld_configs_metadata_and_bad_clips(tmp_path, clip):
     assert len(messages) == 1
     assert "skipped 2 listed example(s)" in messages[0]
     assert "1 rows whose clip is missing (e.g. dev_splits_complete/dia1_utt1.mp4)" in messages[0]
-    assert "1 rows whose clip is unreadable (e.g. train_splits/dia0_utt1.mp4" in messages[0]
+    assert "1 unreadable or unusable media (e.g. dia0_utt1 (unreadable (" in messages[0]
     assert split_counts(ds) == {"train": 6, "validation": 6, "test": 7}
     train = ds["train"]
     assert train.features["label"].names == ["neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"]
@@ -227,7 +226,7 @@ def test_meld_configs_metadata_and_bad_clips(tmp_path, clip):
     assert sentiment.features["label"].names == ["positive", "neutral", "negative"]
     assert sentiment["label"] == [0, 1, 2, 0, 2, 2, 2] and sentiment["polarity"] == sentiment["label"]
     write(tmp_path / "MELD" / "test_sent_emo.csv", MELD_HEADER + '1,Hi,Joey,bored,neutral,0,0,1,1,"0","1"\n')
-    with pytest.raises(LabelError, match=r"test_sent_emo.csv:2: label 'bored' is not one of"):
+    with pytest.raises(LabelError, match=r"test_sent_emo.csv:2: emotion 'bored' is not one of"):
         load_dataset("meld", data_dir=str(tmp_path / "MELD"), cache_dir=str(tmp_path / "c"))
     write(tmp_path / "MELD" / "test_sent_emo.csv", MELD_HEADER + '1,Hi,Joey,joy,positive,x1,0,1,1,"0","1"\n')
     with pytest.raises(ValueError, match=r"test_sent_emo.csv:2: expected integer ids"):
@@ -251,7 +250,7 @@ def test_split_list_layouts(tmp_path, clip, name, classes):
     train.append(f"{classes[0]}/deleted_video.mp4 1")
     write(data / "trainlist01.txt", "\n".join(train) + "\n")
     write(data / "testlist01.txt", "\n".join(test) + "\n")
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 listed example\(s\): 1 listed clips not found"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 listed example\(s\): 1 listed videos not found"):
         ds = load_dataset(name, data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert split_counts(ds) == {"train": len(classes), "test": len(classes)}
     assert ds["train"]["label"] == list(range(len(classes)))
@@ -260,7 +259,7 @@ def test_split_list_layouts(tmp_path, clip, name, classes):
     write(data / "trainlist01.txt", f"{classes[1]}/{classes[1].lower()}_0.mp4 1\n")
     with pytest.raises(LabelError, match=r"trainlist01.txt:1: label number 1 means 'Anger'"):
         load_dataset(name, data_dir=str(data), cache_dir=str(tmp_path / "c"))
-    with pytest.raises(DataDirError, match=r"(?s)none of the split lists.*trainlist01.txt"):
+    with pytest.raises(DataDirError, match=r"(?s)none of the split lists.*trainlist01.txt.*_01.json"):
         load_dataset(name, data_dir=str(data / classes[0]))
 
 
@@ -295,19 +294,3 @@ def test_cache_hash_follows_builder_source_version_and_data(tmp_path, monkeypatc
     put(clip, data / "train" / "Happy" / "0003.avi")
     after = load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert (before["train"].num_rows, after["train"].num_rows) == (2, 3)
-
-
-def test_probe_clips_threaded_matches_serial(tmp_path, clip):
-    from datasets_emotions.common import probe_clip, probe_clips
-
-    paths = []
-    for k in range(12):
-        if k % 5 == 3:
-            write(tmp_path / f"bad{k}.mp4", "not a video" * k)
-            paths.append(str(tmp_path / f"bad{k}.mp4"))
-        else:
-            paths.append(put(clip, tmp_path / f"good{k}.mp4"))
-    threaded = probe_clips(paths, workers=2)
-    assert threaded == [probe_clip(path) for path in paths]
-    assert [problem is None for problem in threaded] == [k % 5 != 3 for k in range(12)]
-    assert threaded[3].startswith("unreadable (")

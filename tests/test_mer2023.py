@@ -42,7 +42,7 @@ from modeling_avcpnet import (
     mer2023_metrics,
 )
 from modeling_avcpnet.decision_fusion_mer2023 import fuse_predictions, simplex_grid
-from modeling_avcpnet.feature_extraction_mer2023 import MediaDecodingError
+from modeling_avcpnet.media_avcpnet import MediaError
 from modeling_avcpnet.metrics_mer2023 import mean_squared_error, weighted_f1_score
 from modeling_avcpnet.modeling_mer2023 import AttentionGuidedFeatureGathering, uncertainty_weighted_loss
 
@@ -418,7 +418,7 @@ def test_features_are_computed_once_with_datasets_map_and_read_from_cache(mer_tr
     other = MER2023DeepFeatureExtractor(HubertModel(extractor.audio_model.config), audio_layers=(1, 2, 3),
                                         vision_model=extractor.vision_model, num_frames=4)
     assert other.fingerprint != extractor.fingerprint
-    with pytest.raises(MediaDecodingError, match=r"sample_0000000\d\.mp4: file not found"):
+    with pytest.raises(MediaError, match=r"sample_0000000\d\.mp4: file not found"):
         other.map_dataset(dataset, batch_size=2)
 
 

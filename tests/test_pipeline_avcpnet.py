@@ -8,10 +8,7 @@ import torch
 from transformers import pipeline
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
-from modeling_avcpnet import AVCPNetConfig
-from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
-from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline, save_for_pipeline
-from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline
 
 from fresh_process import run_without_package
 
@@ -32,14 +29,8 @@ def make_clips(folder):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    config = AVCPNetConfig.tiny()
-    model = AVCPNetForVideoClassification(config).eval()
-    processor = AVCPNetProcessor.from_model_config(config)
-    folder = save_for_pipeline(model, processor, root / "checkpoint")
-    return {"folder": str(folder), "model": model, "processor": processor, "clips": make_clips(root / "clips")}
+def checkpoint(tmp_path_factory, tiny_checkpoint):
+    return {**tiny_checkpoint, "clips": make_clips(tmp_path_factory.mktemp("pipeline") / "clips")}
 
 
 def manual_probabilities(model, processor, clips):

@@ -293,7 +293,7 @@ def test_from_model_config_and_save_load_round_trip(processor, config, media, tm
     assert saved["feature_extractor"]["auto_map"]["AutoFeatureExtractor"] == \
         "feature_extraction_avcpnet.AVCPNetFeatureExtractor"
     for name in ("processing_avcpnet.py", "video_processing_avcpnet.py", "feature_extraction_avcpnet.py",
-                 "video_decoding_avcpnet.py"):
+                 "media_avcpnet.py"):
         assert (tmp_path / name).exists(), name
 
     loaded = AutoProcessor.from_pretrained(tmp_path)

@@ -140,7 +140,33 @@ def parse_arguments(argv: Optional[list[str]] = None) -> tuple[ModelArguments, D
     )
     if rest:
         raise ValueError(f"unknown command-line arguments: {rest}")
+    check_model_selection(data_args, training_args)
     return model_args, data_args, training_args
+
+
+def check_model_selection(data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """Refuse to pick the best checkpoint on the split the run reports as its final test: that inflates the
+    reported test numbers. Selection (`--load_best_model_at_end`/`--metric_for_best_model`) must use another
+    evaluation split (`--eval_split validation`)."""
+    selects = training_args.load_best_model_at_end or training_args.metric_for_best_model is not None
+    if selects and training_args.do_train and data_args.eval_split == data_args.test_split:
+        raise ValueError(
+            f"--metric_for_best_model {training_args.metric_for_best_model} would select the best checkpoint on split "
+            f"{data_args.eval_split!r}, which is also the final test split (--test_split {data_args.test_split}): "
+            f"select on a validation split (--eval_split validation) or drop --load_best_model_at_end/"
+            f"--metric_for_best_model")
+
+
+def adapt_training_arguments(training_args: TrainingArguments) -> None:
+    """Settings this recipe needs, and quiet defaults for warnings that say nothing about the run."""
+    # The examples are made on the fly from the `video`/`audio` columns by a transform: keep them.
+    training_args.remove_unused_columns = False
+    if training_args.dataloader_pin_memory and training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin for: avoids torch's warning on every run
+    if training_args.ddp_find_unused_parameters is None:
+        # Every parameter of the built model takes part in the loss (modules a config leaves out are not built),
+        # so DDP need not search the graph (and warn that it found nothing) on every step.
+        training_args.ddp_find_unused_parameters = False
 
 
 def as_float_mapping(value: Any, keys: tuple[str, ...], name: str) -> Optional[dict[str, float]]:

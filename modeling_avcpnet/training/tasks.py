@@ -123,14 +123,16 @@ class AVCPNetTask(TrainingTask):
 
     @property
     def data_collator(self):
-        from datasets_emotions.transforms import collate_skipping_bad_clips
+        from .clip_data import collate_skipping_bad_clips
 
         return collate_skipping_bad_clips
 
     def trainer_dataset(self, split, processor, training, seed=0):
         """Clips that fail to decode are dropped from their batch and counted (`*_skipped_clips`); a training
         example draws its random crops from (seed, epoch, index), so that a resumed run is exact."""
-        from datasets_emotions.transforms import SeededAugmentation, with_processor
+        from datasets_emotions import with_processor
+
+        from .clip_data import SeededAugmentation
 
         if training:
             return SeededAugmentation(split, processor, seed=seed)

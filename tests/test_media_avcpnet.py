@@ -1,9 +1,13 @@
-"""MediaReader: the frames it decodes for given indices equal a full front-to-back decode, on every kind of file.
+"""The media layer. MediaReader: the frames it decodes for given indices equal a full front-to-back decode, on every
+kind of file. Also the audio loader, the probe, frame folders, and the light import.
 
 The references decode every frame (transformers' own `load_video(..., backend="pyav")`, or PyAV front to back with
 our single conversion function `frame_to_rgb`) and then index; MediaReader seeks and decodes only what it needs.
 """
 
+import pickle
+import subprocess
+import sys
 import tracemalloc
 
 import av
@@ -11,8 +15,23 @@ import numpy as np
 import pytest
 from transformers.video_utils import load_video
 
-from datasets_emotions.synthetic_media import moving_square_frames, tone, truncated_copy, write_clip
-from modeling_avcpnet.video_decoding_avcpnet import MediaReader, VideoDecodingError, frame_to_rgb
+from datasets_emotions.synthetic_media import (
+    moving_square_frames,
+    tone,
+    truncated_copy,
+    write_clip,
+    write_frame_folder,
+)
+from modeling_avcpnet.media_avcpnet import (
+    FrameFolderReader,
+    MediaError,
+    MediaReader,
+    VideoDecodingError,
+    frame_to_rgb,
+    load_audio,
+    open_video,
+    probe_media,
+)
 
 # Indices that cross keyframes (every 10 frames), hit the first and last frames, repeat and come unsorted.
 TRICKY_INDICES = [74, 0, 9, 10, 11, 10, 73, 74, 5, 5, 40, 19, 20, 1]
@@ -264,3 +283,59 @@ def test_damaged_bytes_raise_for_the_damaged_frames_only(tmp_path):
         np.testing.assert_array_equal(reader.read_frames([45, 59]), reference[[45, 59]])  # the intact GOP
         with pytest.raises(VideoDecodingError, match="damaged.mp4: .*(cannot be decoded|corrupt)"):
             reader.read_frames(range(30))
+
+
+# -- the rest of the media layer ------------------------------------------------------------------------------------
+
+
+def test_one_error_type_under_both_names_survives_pickling():
+    assert VideoDecodingError is MediaError and issubclass(MediaError, ValueError)
+    error = pickle.loads(pickle.dumps(MediaError("clip.mp4", "file is empty (0 bytes)")))  # DataLoader workers
+    assert (error.name, error.problem, str(error)) == ("clip.mp4", "file is empty (0 bytes)",
+                                                       "clip.mp4: file is empty (0 bytes)")
+
+
+def test_load_audio_matches_the_reader_and_raises_without_audio(media, tmp_path):
+    with MediaReader(media["plain"], audio_sample_rate=16000) as reader:
+        expected = reader.audio
+    np.testing.assert_array_equal(load_audio(media["plain"], 16000), expected)
+    data = open(media["plain"], "rb").read()
+    np.testing.assert_array_equal(load_audio({"path": "named.mp4", "bytes": data}, 16000), expected)
+    with pytest.raises(MediaError, match="vfr.mp4: has no audio stream"):
+        load_audio(media["vfr"], 16000)
+    with pytest.raises(MediaError, match="nothing.wav: file not found"):
+        load_audio(tmp_path / "nothing.wav", 16000)
+
+
+def test_probe_reads_headers_and_names_bad_files(media, tmp_path):
+    info = probe_media(media["plain"], require_video=True)
+    assert (info.has_video, info.has_audio, info.width, info.height) == (True, True, 64, 48)
+    assert info.declared_frames == 75 and abs(info.fps - 30) < 1e-6 and info.audio_sample_rate == 44100
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 20)
+    with pytest.raises(MediaError, match="notes.mp4: not a readable media file"):
+        probe_media(text)
+    song = write_clip(tmp_path / "song.m4a", audio=tone(440, 0.5))
+    assert not probe_media(song).has_video
+    with pytest.raises(MediaError, match=r"song.m4a: has no video stream \(an audio-only file\)"):
+        probe_media(song, require_video=True)
+
+
+def test_frame_folder_reader_gives_the_jpeg_frames_in_number_order(media, tmp_path):
+    folder = write_frame_folder(tmp_path / "clip_0001", media["frames"][:12])
+    with open_video(folder) as reader:
+        assert isinstance(reader, FrameFolderReader) and reader.num_frames == 12
+        frames = reader.read_frames([11, 0, 0])
+    assert frames.shape == (3, 48, 64, 3)
+    assert np.abs(frames[1].astype(int) - media["frames"][0]).mean() < 3  # JPEG
+    np.testing.assert_array_equal(frames[1], frames[2])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MediaError, match="empty: folder holds no frame images"):
+        open_video(tmp_path / "empty")
+
+
+def test_importing_the_media_layer_loads_neither_torch_nor_pyav():
+    code = ("import sys, modeling_avcpnet.media_avcpnet; "
+            "print(sorted(m for m in ('torch', 'transformers', 'av') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

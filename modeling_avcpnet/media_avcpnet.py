@@ -1,36 +1,51 @@
-"""Decode only the frames a model needs from a video file, plus its soundtrack, with PyAV.
+"""The one media layer: every PyAV decode of the project (video snippets, soundtracks, probing) and frame folders.
 
-`MediaReader` opens a file once and makes one demuxing pass over it (packets only, no video decoding: about
-0.06 s per minute of 720p video) that records the presentation timestamp and keyframe flag of every video packet
-and, when asked, decodes the audio track to mono float32 at the requested rate. `read_frames(indices)` then decodes
-only the runs of packets from the keyframe before each wanted frame through that frame: it seeks when the next
-wanted frame lies beyond another keyframe, and keeps decoding forward otherwise, so a short clip or densely
-sampled frames are decoded once, front to back. Only the wanted frames are converted to RGB, resized inside
-FFmpeg's scaler (`VideoFrame.to_ndarray(width=, height=)`), never as full-size RGB arrays.
+- `MediaReader` opens a file once and makes one demuxing pass over it (packets only, no video decoding: about
+  0.06 s per minute of 720p video) that records the presentation timestamp and keyframe flag of every video packet
+  and, when asked, decodes the audio track to mono float32 at the requested rate. `read_frames(indices)` then
+  decodes only the runs of packets from the keyframe before each wanted frame through that frame: it seeks when the
+  next wanted frame lies beyond another keyframe, and keeps decoding forward otherwise, so a short clip or densely
+  sampled frames are decoded once, front to back. Only the wanted frames are converted to RGB, resized inside
+  FFmpeg's scaler (`VideoFrame.to_ndarray(width=, height=)`), never as full-size RGB arrays.
+- `FrameFolderReader` reads a folder of extracted frames (`000001.jpg`, `000002.jpg`, ...: the eMotions release
+  layout) with the same `num_frames` / `read_frames` interface; `open_video` picks the reader for a source.
+- `load_audio(source, sampling_rate)`: a file's first audio stream as a mono float32 waveform.
+- `probe_media(path)`: stream information from the container headers only (no decoding), for cheap checks.
+- `VIDEO_EXTENSIONS`: the file extensions scanned as videos (CLI, dataset builders).
 
 Frame `i` is the `i`-th frame in presentation order, the same numbering as decoding every frame front to back
 (`transformers.video_utils.load_video(..., backend="pyav")`), also for variable frame rate files and B-frames:
 decoded frames are identified by their timestamp, not by counting after a seek. The display matrix rotation that
 phones write for portrait video is applied, so frames come out upright.
 
-Bad media raises `VideoDecodingError`, a `ValueError` whose message names the file and the problem.
+Bad media raises `MediaError` (`VideoDecodingError` is the same class under its older name), a `ValueError` whose
+message names the file and the problem. This module imports only numpy at import time (PyAV when first used, Pillow
+for frame folders), so dataset preparation can probe files without loading torch or transformers.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
-import av
 import numpy as np
 
+if TYPE_CHECKING:
+    import av
 
-MediaSource = Union[str, os.PathLike, bytes, bytearray, memoryview, io.IOBase]
+
+MediaSource = Union[str, os.PathLike, bytes, bytearray, memoryview, io.IOBase, dict]
+
+# Extensions scanned as videos in folders (lower case, with the dot); a file named explicitly is read whatever its
+# extension.
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".3gp", ".wmv", ".mpg", ".mpeg", ".ts")
+FRAME_FILE_PATTERN = re.compile(r"^(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 
 
-class VideoDecodingError(ValueError):
+class MediaError(ValueError):
     """Raised for media that cannot be decoded as asked; the message names the file and the problem."""
 
     def __init__(self, name: str, problem: str):
@@ -38,15 +53,53 @@ class VideoDecodingError(ValueError):
         self.problem = problem
         super().__init__(f"{name}: {problem}")
 
+    def __reduce__(self):  # picklable across DataLoader workers with both arguments
+        return type(self), (self.name, self.problem)
+
+
+VideoDecodingError = MediaError  # the name before the media layer was unified; kept for old imports
+
 
 def describe_source(source) -> str:
     """A short name for `source` to put in error messages: the path, a file object's name, or `<N bytes>`."""
+    if isinstance(source, dict):
+        return str(source.get("path") or describe_source(source.get("bytes") or b""))
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return f"<{len(source)} bytes in memory>"
     name = getattr(source, "name", None)
     return str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def _open_container(source: MediaSource, name: str):
+    """`av.open` for a path, bytes, a file object or a datasets-style `{"path", "bytes"}` dict, with the checks
+    that give a clear message (missing, a directory, empty) before FFmpeg's own."""
+    import av
+
+    if isinstance(source, dict):  # datasets Audio/Video(decode=False) value
+        source = source.get("bytes") or source.get("path")
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise MediaError(name, "file not found")
+        if os.path.isdir(path):
+            raise MediaError(name, "is a directory, not a media file")
+        if os.path.getsize(path) == 0:
+            raise MediaError(name, "file is empty (0 bytes)")
+        target = path
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise MediaError(name, "no data (0 bytes)")
+        target = io.BytesIO(bytes(source))
+    elif hasattr(source, "read"):
+        target = source
+    else:
+        raise TypeError(f"cannot read media from a {type(source).__name__}; pass a path, bytes or a file object")
+    try:
+        return av.open(target, mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
+        raise MediaError(name, f"not a readable media file ({_reason(error)})") from error
 
 
 def output_size(height: int, width: int, shortest_edge: Optional[int]) -> tuple[int, int]:
@@ -79,6 +132,146 @@ def frame_to_rgb(frame: "av.VideoFrame", shortest_edge: Optional[int] = None,
     return array
 
 
+# -- probing --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MediaInfo:
+    """What the container headers say about a file (nothing is decoded to find it)."""
+
+    name: str
+    has_video: bool
+    has_audio: bool
+    width: int = 0
+    height: int = 0
+    declared_frames: int = 0  # 0 when the container does not say (e.g. .mkv, .webm)
+    fps: Optional[float] = None
+    duration: Optional[float] = None  # seconds, when known
+    audio_sample_rate: Optional[int] = None
+
+
+def probe_media(source: MediaSource, require_video: bool = False) -> MediaInfo:
+    """Open `source` and read its stream headers only: a cheap readability check (a few ms per file).
+
+    Raises `MediaError` for a missing, empty or non-media file, and with `require_video` for a file without a video
+    stream or whose video stream has no frame size. A file whose header is intact but whose later packets are
+    damaged passes: `MediaReader` finds that out when it indexes the file.
+    """
+    import av
+
+    name = describe_source(source)
+    container = _open_container(source, name)
+    try:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        info = MediaInfo(name=name, has_video=video is not None, has_audio=audio is not None,
+                         duration=container.duration / 1_000_000 if container.duration else None,
+                         audio_sample_rate=audio.codec_context.sample_rate if audio is not None else None)
+        if video is not None:
+            rate = video.average_rate or video.guessed_rate
+            info.width, info.height = video.codec_context.width or 0, video.codec_context.height or 0
+            info.declared_frames, info.fps = video.frames or 0, float(rate) if rate else None
+    except av.FFmpegError as error:
+        raise MediaError(name, f"stream headers cannot be read ({_reason(error)})") from error
+    finally:
+        container.close()
+    if require_video and not info.has_video:
+        raise MediaError(name, "has no video stream" + (" (an audio-only file)" if info.has_audio else ""))
+    if require_video and not (info.width and info.height):
+        raise MediaError(name, "video stream without a frame size")
+    return info
+
+
+# -- audio ----------------------------------------------------------------------------------------------------------
+
+
+def load_audio(source: MediaSource, sampling_rate: int, max_seconds: Optional[float] = None) -> np.ndarray:
+    """The first audio stream of a media file (audio or video) as mono float32 at `sampling_rate`: `(samples,)`.
+
+    With `max_seconds`, only the central `max_seconds` of a longer soundtrack are decoded. Raises `MediaError` when
+    the file has no audio stream or it cannot be decoded.
+    """
+    with MediaReader(source, require_video=False, audio_sample_rate=sampling_rate, audio_max_seconds=max_seconds,
+                     index_video=False) as reader:
+        if reader.audio is None:
+            raise MediaError(reader.name, reader.audio_problem or "has no audio stream")
+        return reader.audio
+
+
+# -- frame folders --------------------------------------------------------------------------------------------------
+
+
+def is_frame_folder(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike)) and os.path.isdir(source)
+
+
+class FrameFolderReader:
+    """A folder of extracted frames, `000001.jpg`, `000002.jpg`, ... (`.jpg`, `.jpeg` or `.png`, numbered in any
+    width), read with the same `num_frames` / `read_frames` interface as `MediaReader`. Frames are numbered in the
+    order of their file numbers. Raises `MediaError` for a folder without frame images."""
+
+    has_video = True
+    audio = None
+    audio_problem = "a frame folder has no audio"
+
+    def __init__(self, folder: Union[str, os.PathLike]):
+        self.name = os.fspath(folder)
+        numbered = []
+        for name in os.listdir(self.name):
+            match = FRAME_FILE_PATTERN.match(name)
+            if match:
+                numbered.append((int(match.group(1)), name))
+        if not numbered:
+            raise MediaError(self.name, "folder holds no frame images (expected 000001.jpg, 000002.jpg, ...)")
+        self.files = [os.path.join(self.name, name) for _, name in sorted(numbered)]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.files)
+
+    def read_frames(self, indices: Sequence[int]) -> np.ndarray:
+        """The images at `indices` (any order, repeats allowed) as `(len(indices), H, W, 3)` uint8 RGB, full size;
+        each image is read once."""
+        from PIL import Image
+
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_frames):
+            raise MediaError(self.name, f"frame indices must lie in [0, {self.num_frames}), got "
+                                        f"{indices.min()}..{indices.max()}")
+        loaded: dict[int, np.ndarray] = {}
+        for index in np.unique(indices).tolist():
+            try:
+                with Image.open(self.files[index]) as image:
+                    loaded[index] = np.asarray(image.convert("RGB"))
+            except (OSError, ValueError) as error:
+                raise MediaError(self.files[index], f"frame image cannot be read ({error})") from error
+        shapes = {frame.shape for frame in loaded.values()}
+        if len(shapes) > 1:
+            raise MediaError(self.name, f"frame images differ in size: {sorted(shapes)}")
+        return np.stack([loaded[i] for i in indices.tolist()])
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "FrameFolderReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def open_video(source: MediaSource, audio_sample_rate: Optional[int] = None,
+               audio_max_seconds: Optional[float] = None, threads: int = 0):
+    """A `FrameFolderReader` for a folder, else a `MediaReader` requiring a video stream (see its arguments)."""
+    if is_frame_folder(source):
+        return FrameFolderReader(source)
+    return MediaReader(source, require_video=True, audio_sample_rate=audio_sample_rate,
+                       audio_max_seconds=audio_max_seconds, threads=threads)
+
+
+# -- video files ----------------------------------------------------------------------------------------------------
+
+
 @dataclass
 class VideoIndex:
     """Timestamps of the video packets in presentation order, and which of them are keyframes."""
@@ -91,66 +284,45 @@ class MediaReader:
     """One open media file: its video packet index, optionally its decoded soundtrack, and `read_frames`.
 
     Args:
-        source: a path, `bytes`, or a seekable binary file object.
-        require_video: raise `VideoDecodingError` when the file has no video stream (else `num_frames` is 0).
+        source: a path, `bytes`, a seekable binary file object, or a `{"path", "bytes"}` dict (datasets style).
+        require_video: raise `MediaError` when the file has no video stream (else `num_frames` is 0).
         audio_sample_rate: when given, decode the first audio stream to mono float32 at this rate during the
             indexing pass (`self.audio`, shape `(samples,)`; `None` when there is no audio stream, with the reason in
             `self.audio_problem`).
         audio_max_seconds: when given and the soundtrack is longer, decode only its central `audio_max_seconds`
             (the features use a centre crop anyway), so that a 10-minute file costs about what a 1-minute one does.
         threads: decoder threads (0: FFmpeg picks, from the CPU count).
+        index_video: False to leave the video stream alone (no packet index, `num_frames` 0): audio only.
 
     Use as a context manager, or call `close()`.
     """
 
     def __init__(self, source: MediaSource, require_video: bool = True, audio_sample_rate: Optional[int] = None,
-                 audio_max_seconds: Optional[float] = None, threads: int = 0):
+                 audio_max_seconds: Optional[float] = None, threads: int = 0, index_video: bool = True):
         self.name = describe_source(source)
         self.audio: Optional[np.ndarray] = None
         self.audio_problem: Optional[str] = None
         self.frames_decoded = 0  # video frames decoded so far by read_frames (a cost measure: seeking keeps it low)
-        self._container = None
-        self._open(source)
+        self._container = _open_container(source, self.name)
         try:
-            self._index_and_decode_audio(require_video, audio_sample_rate, audio_max_seconds, threads)
+            self._index_and_decode_audio(require_video, audio_sample_rate, audio_max_seconds, threads, index_video)
         except BaseException:
             self.close()
             raise
 
     # -- opening and indexing -------------------------------------------------------------------------------------
 
-    def _fail(self, problem: str) -> VideoDecodingError:
-        return VideoDecodingError(self.name, problem)
-
-    def _open(self, source: MediaSource) -> None:
-        if isinstance(source, (str, os.PathLike)):
-            path = os.fspath(source)
-            if not os.path.exists(path):
-                raise self._fail("file not found")
-            if os.path.isdir(path):
-                raise self._fail("is a directory, not a media file")
-            if os.path.getsize(path) == 0:
-                raise self._fail("file is empty (0 bytes)")
-            target = path
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            if len(source) == 0:
-                raise self._fail("no data (0 bytes)")
-            target = io.BytesIO(bytes(source))
-        elif hasattr(source, "read"):
-            target = source
-        else:
-            raise TypeError(f"cannot read media from a {type(source).__name__}; pass a path, bytes or a file object")
-        try:
-            self._container = av.open(target, mode="r", metadata_errors="ignore")
-        except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-            raise self._fail(f"not a readable media file ({_reason(error)})") from error
+    def _fail(self, problem: str) -> MediaError:
+        return MediaError(self.name, problem)
 
     def _index_and_decode_audio(self, require_video: bool, audio_sample_rate: Optional[int],
-                                audio_max_seconds: Optional[float], threads: int) -> None:
+                                audio_max_seconds: Optional[float], threads: int, index_video: bool) -> None:
+        import av
+
         container = self._container
-        video = container.streams.video[0] if container.streams.video else None
+        video = container.streams.video[0] if container.streams.video and index_video else None
         audio = container.streams.audio[0] if container.streams.audio else None
-        if video is None and require_video:
+        if video is None and require_video and index_video:
             kind = "an audio-only file" if audio is not None else "no audio stream either"
             raise self._fail(f"has no video stream ({kind}); a video is required")
         if audio_sample_rate is not None and audio is None:
@@ -235,6 +407,8 @@ class MediaReader:
     @property
     def rotation(self) -> int:
         """Display-matrix rotation (counter-clockwise degrees, a multiple of 90), read from the first frame."""
+        import av
+
         if self._rotation is None:
             self._rotation = 0
             try:
@@ -259,8 +433,10 @@ class MediaReader:
         """Decode the frames at `indices` (any order, repeats allowed) as `(len(indices), H, W, 3)` uint8 RGB.
 
         Frames come out upright with their short side resized to `shortest_edge` (full size when `None`).
-        Raises `VideoDecodingError` if an index is out of range or a wanted frame cannot be decoded.
+        Raises `MediaError` if an index is out of range or a wanted frame cannot be decoded.
         """
+        import av
+
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if not self.has_video:
             raise self._fail("has no video stream")
@@ -364,6 +540,8 @@ class _AudioTrack:
     MARGIN = 0.5  # seconds decoded beyond the window on each side, trimmed afterwards
 
     def __init__(self, stream, rate: int, max_seconds: Optional[float]):
+        import av
+
         self.stream, self.rate = stream, rate
         stream.thread_type = "AUTO"
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
@@ -382,6 +560,8 @@ class _AudioTrack:
         """Decode one demuxed packet (empty end-of-stream packets are left to `finish`)."""
         if self.problem is not None or packet.size == 0:
             return
+        import av
+
         if self.window is not None and packet.pts is not None:
             start = float(packet.pts * packet.time_base)
             end = start + float((packet.duration or 0) * packet.time_base)
@@ -400,6 +580,8 @@ class _AudioTrack:
 
     def finish(self) -> tuple[Optional[np.ndarray], Optional[str]]:
         """`(waveform, None)`, or `(None, problem)` when the track could not be decoded (in full)."""
+        import av
+
         if self.problem is None:
             try:
                 self._collect(self.stream.decode(None))  # flush the decoder
@@ -440,4 +622,6 @@ def _short_list(values: list[int], limit: int = 8) -> str:
     return head + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
-__all__ = ["VideoDecodingError", "MediaReader", "frame_to_rgb", "output_size", "describe_source"]
+__all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader",
+           "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "load_audio", "open_video",
+           "output_size", "probe_media"]
