@@ -40,6 +40,8 @@ _LAZY_NAMES = {
     ],
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
     "pipeline_avcpnet": ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "save_for_pipeline"],
+    "pipeline_mer2023": ["MER2023Pipeline"],
+    "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
     "timeline": ["EmotionTimeline", "emotion_timeline"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
@@ -92,6 +94,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported thro
     )
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
     from .pipeline_avcpnet import AVCPNetPipeline, AVCPNetVideoClassificationPipeline, save_for_pipeline
+    from .pipeline_mer2023 import MER2023Pipeline
+    from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
     from .timeline import EmotionTimeline, emotion_timeline
     from .video_processing_avcpnet import AVCPNetVideoProcessor

@@ -2,7 +2,7 @@
 
 ``avcpnet predict --model CHECKPOINT --output predictions.csv videos/ more/*.mp4 one.mov`` labels every video it
 finds and writes one row per file: path, label, score, polarity, polarity_score, has_audio, one ``prob_<label>``
-column per class and an ``error`` column (empty, or the reason the file could not be read). The output is written
+column per class (plus ``valence`` for a MER 2023 model) and an ``error`` column (empty, or the reason the file could not be read). The output is written
 batch by batch, so an interrupted run resumes where it stopped when run again with the same output (finished files,
 including failed ones unless ``--retry_errors``, are skipped). Unreadable files never stop the run; the command
 exits non-zero only when no file at all could be labelled.
@@ -70,8 +70,8 @@ def find_videos(inputs: Iterable[str], extensions: Iterable[str] = VIDEO_EXTENSI
 
 
 # --------------------------------------------------------------------------------------------------- output file
-def output_columns(labels: list[str]) -> list[str]:
-    return ["path", "label", "score", "polarity", "polarity_score", "has_audio",
+def output_columns(labels: list[str], valence: bool = False) -> list[str]:
+    return ["path", "label", "score", "polarity", "polarity_score", "has_audio", *(["valence"] if valence else []),
             *(f"prob_{label}" for label in labels), "error"]
 
 
@@ -128,6 +128,8 @@ class RowWriter:
 def result_row(path: str, result: dict[str, Any]) -> dict[str, Any]:
     row = {"path": path, "label": result["label"], "score": result["score"], "polarity": result["polarity"],
            "polarity_score": result["polarity_score"], "has_audio": result["has_audio"], "error": None}
+    if "valence" in result:  # MER 2023 models
+        row["valence"] = result["valence"]
     row.update({f"prob_{item['label']}": item["score"] for item in result["labels"]})
     return row
 
@@ -278,8 +280,9 @@ def _label_batches(pipe, loader, writer: RowWriter, summary: PredictSummary, bar
 
 
 def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False):
-    """The AV-CPNet pipeline for a checkpoint folder or Hub id, with a clear error when a part is missing."""
-    from transformers import AutoModelForVideoClassification, AutoProcessor
+    """The pipeline of a checkpoint folder or Hub id (AV-CPNet, or MER 2023 with emotion scores and valence), with a
+    clear error when a part is missing."""
+    from transformers import AutoFeatureExtractor, AutoModelForVideoClassification, AutoProcessor
 
     from .registration import register_auto_classes
     from .pipeline_avcpnet import TASK, AVCPNetPipeline, missing_processor_message
@@ -295,9 +298,14 @@ def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool
         raise SystemExit(f"error: {message}")
     try:
         classifier = AutoModelForVideoClassification.from_pretrained(model, trust_remote_code=trust_remote_code)
+        if classifier.config.model_type == "mer2023":  # its processor holds the feature backbones
+            from .pipeline_mer2023 import MER2023Pipeline
+
+            processor = AutoFeatureExtractor.from_pretrained(model, trust_remote_code=trust_remote_code)
+            return MER2023Pipeline(model=classifier, processor=processor, task=TASK, device=device)
         processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise SystemExit(f"error: could not load an AV-CPNet model and processor from {model}: {error}") from None
+        raise SystemExit(f"error: could not load a model and processor from {model}: {error}") from None
     return AVCPNetPipeline(model=classifier, processor=processor, task=TASK, device=device)
 
 
@@ -317,7 +325,8 @@ def predict(args: argparse.Namespace) -> tuple[int, PredictSummary]:
     from .processing_avcpnet import MissingAudioWarning
 
     warnings_module.filterwarnings("ignore", category=MissingAudioWarning)
-    columns = output_columns([pipe.model.config.id2label[i] for i in range(len(pipe.model.config.id2label))])
+    columns = output_columns([pipe.model.config.id2label[i] for i in range(len(pipe.model.config.id2label))],
+                             valence=pipe.model.config.model_type == "mer2023")
 
     summary = PredictSummary(found=len(paths))
     kept_rows = None  # rows to rewrite (only when --retry_errors drops failed rows)

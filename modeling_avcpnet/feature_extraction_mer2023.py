@@ -32,6 +32,13 @@ from .media_avcpnet import MediaError, MediaReader, load_audio
 DEFAULT_SAMPLING_RATE = 16000
 
 
+def default_audio_layers(num_hidden_layers: int) -> list[int]:
+    """The paper's choice for HuBERT-large (layers 18, 19, 20 of 24) carried over to any depth: the three layers
+    starting three quarters of the way up (HuBERT-base, 12 layers: 9, 10, 11; a 4-layer test model: 2, 3, 4)."""
+    start = max(1, min(num_hidden_layers - 2, round(0.75 * num_hidden_layers)))
+    return list(range(start, min(start + 3, num_hidden_layers + 1)))
+
+
 MediaDecodingError = MediaError  # the name this module used before the media layer was unified
 
 
@@ -79,7 +86,8 @@ class MER2023DeepFeatureExtractor:
     Args:
         audio_model: a speech `PreTrainedModel` returning `hidden_states` (HuBERT, WavLM, ...), or None.
         audio_layers: which hidden states to keep, 1-based layer numbers (0 is the input of the first Transformer
-            layer); each becomes a feature `"{audio_name}_layer{n}"` averaged over time.
+            layer); each becomes a feature `"{audio_name}_layer{n}"` averaged over time. None: three layers that
+            fit the model's depth (`default_audio_layers`; 18, 19, 20 for a 24-layer HuBERT-large).
         audio_feature_extractor: the speech model's feature extractor (normalisation); None feeds the waveform
             normalised to zero mean and unit variance.
         vision_model: an image `PreTrainedModel` (ViT, ResNet, ...), or None.
@@ -111,7 +119,7 @@ class MER2023DeepFeatureExtractor:
     def __init__(
         self,
         audio_model=None,
-        audio_layers: Sequence[int] = (18, 19, 20),
+        audio_layers: Sequence[int] | None = None,
         audio_feature_extractor=None,
         vision_model=None,
         image_processor=None,
@@ -131,9 +139,12 @@ class MER2023DeepFeatureExtractor:
         self.vision_model = vision_model.eval() if vision_model is not None else None
         self.audio_feature_extractor = audio_feature_extractor
         self.image_processor = image_processor
-        self.audio_layers = [int(layer) for layer in audio_layers] if audio_model is not None else []
+        self.audio_layers = []
         if audio_model is not None:
             depth = audio_model.config.num_hidden_layers
+            if audio_layers is None:
+                audio_layers = default_audio_layers(depth)
+            self.audio_layers = [int(layer) for layer in audio_layers]
             bad = [layer for layer in self.audio_layers if not 0 <= layer <= depth]
             if bad or not self.audio_layers:
                 raise ValueError(f"audio_layers must be layer numbers in 0..{depth} for this "
@@ -341,4 +352,4 @@ class MER2023DeepFeatureExtractor:
                            cache_file_name=cache_file_name, load_from_cache_file=load_from_cache_file, **map_kwargs)
 
 
-__all__ = ["MER2023DeepFeatureExtractor", "MediaDecodingError", "load_frames", "load_waveform"]
+__all__ = ["MER2023DeepFeatureExtractor", "MediaDecodingError", "default_audio_layers", "load_frames", "load_waveform"]

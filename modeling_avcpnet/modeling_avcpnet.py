@@ -474,6 +474,16 @@ class AVCPNetFusion(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _card_text(config: AVCPNetConfig) -> str:
+    from .hub_repo_avcpnet import minimal_card
+
+    return minimal_card(
+        config, "AV-CPNet", "AV-CPNet (Audio-Visual Cooperatively enhanced Perception Network, arXiv 2311.17335): "
+        "a Video Swin visual branch and an MFCC ResNet audio branch fused into emotion logits; the pipeline also "
+        "reports the polarity of the predicted emotions.",
+        tags=["avcpnet", "audio-visual", "emotion-recognition", "video"])
+
+
 class AVCPNetPreTrainedModel(PreTrainedModel):
     """Weight initialisation, Auto-class saving and shared input checks of the AV-CPNet models."""
 
@@ -515,7 +525,13 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             auto_map.update({auto: f"{module_name}.{name}" for auto, name in _AUTO_MAP.items()})
             self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        # A complete Hub repo: + pipeline file and `custom_pipelines` entry, processor (if none yet) and card.
+        from .hub_repo_avcpnet import save_complete_repo
+        from .pipeline_avcpnet import AVCPNetPipeline
+        from .processing_avcpnet import AVCPNetProcessor
+
+        return save_complete_repo(self, super().save_pretrained, save_directory, *args, pipeline_class=AVCPNetPipeline,
+                                  make_processor=AVCPNetProcessor.from_model_config, card_text=_card_text, **kwargs)
 
     def _audio_mask(self, audio_mask: torch.Tensor | None, batch_size: int, device: torch.device) -> torch.Tensor:
         """`audio_mask` as a `(batch,)` bool tensor (None = every clip has audio), checked."""

@@ -139,6 +139,7 @@ def test_exit_codes_and_missing_processor(setup, tmp_path):
 
     model_only = tmp_path / "model_only"
     AVCPNetForVideoClassification(AVCPNetConfig.tiny()).save_pretrained(model_only)
+    (model_only / "processor_config.json").unlink()  # save_pretrained writes one: a folder that lost it
     with pytest.raises(SystemExit, match="no processor files.*processor_config.json"):
         cli.main(["predict", setup["videos"], "--model", str(model_only), "--output", str(tmp_path / "o.csv")])
 

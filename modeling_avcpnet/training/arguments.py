@@ -73,8 +73,10 @@ class ModelArguments:
     vision_backbone: Optional[str] = field(
         default=None, metadata={"help": "mer2023: image AutoModel (folder or Hub id) for frame-level features."}
     )
-    audio_layers: str = field(
-        default="18,19,20", metadata={"help": "mer2023: hidden-state layers of the audio backbone, e.g. '18,19,20'."}
+    audio_layers: Optional[str] = field(
+        default=None,
+        metadata={"help": "mer2023: hidden-state layers of the audio backbone, e.g. '18,19,20' (HuBERT-large, the "
+                          "paper). Default: three layers three quarters of the way up the backbone in use."},
     )
     num_frames: int = field(default=8, metadata={"help": "mer2023: frames per clip for the visual features."})
     fusion_structure: str = field(
