@@ -42,11 +42,21 @@ def setup(tmp_path_factory):
     empty.write_bytes(b"")
     (videos / "notes.txt").write_text("not a video extension: never listed")
 
+    one_frame = write_clip(videos / "g_one_frame.mp4", moving_square_frames(1, 48, 64), fps=12,
+                           audio=tone(440, 1.0, 16000), sample_rate=16000)
+
     classifier = AVCPNetPipeline(model=model, processor=processor, device="cpu")
-    expected = {path: classifier(path, top_k=6) for path in [*good, silent]}
+    expected = {path: classifier(path, top_k=6) for path in [*good, silent, one_frame]}
+    branches = {}  # the branch heads' own labels, from the model's outputs
+    for path in expected:
+        with torch.no_grad():
+            outputs = model(**processor(videos=[path], return_tensors="pt"))
+        visual = config.id2label[int(outputs.visual_logits.argmax())]
+        audio = config.id2label[int(outputs.audio_logits.argmax())] if path != silent else ""
+        branches[path] = (visual, audio)
     return {"root": root, "checkpoint": checkpoint, "videos": str(videos), "good": good, "silent": silent,
-            "corrupt": str(corrupt), "empty": str(empty), "expected": expected,
-            "labels": list(config.id2label.values())}
+            "one_frame": one_frame, "corrupt": str(corrupt), "empty": str(empty), "expected": expected,
+            "branches": branches, "labels": list(config.id2label.values()), "config": config}
 
 
 def read_csv(path):
@@ -56,16 +66,23 @@ def read_csv(path):
 
 def check_rows(rows, setup):
     by_path = {row["path"]: row for row in rows}
-    assert len(rows) == len(by_path) == 6  # one row per video file; notes.txt is not a video
+    assert len(rows) == len(by_path) == 7  # one row per video file; notes.txt is not a video
     for path, result in setup["expected"].items():
         row = by_path[path]
         assert not row["error"], row["error"]
-        assert row["label"] == result["label"] and row["polarity"] == result["polarity"]
-        assert float(row["score"]) == pytest.approx(result["score"], abs=1e-6)
-        assert float(row["polarity_score"]) == pytest.approx(result["polarity_score"], abs=1e-6)
+        assert row["label"] == result["label"]
+        assert row["polarity_of_label"] == setup["config"].label2polarity[result["label"]]
+        assert float(row["score"]) == pytest.approx(result["score"], abs=5e-5)
+        assert str(row["score"]) == str(round(result["score"], 4))  # rounded to 4 decimals
+        for polarity, value in result["polarity_scores"].items():
+            assert float(row[f"polarity_prob_{polarity}"]) == pytest.approx(value, abs=5e-5)
         for item in result["labels"]:
-            assert float(row[f"prob_{item['label']}"]) == pytest.approx(item["score"], abs=1e-6)
+            assert float(row[f"prob_{item['label']}"]) == pytest.approx(item["score"], abs=5e-5)
+        assert (row["visual_label"], row["audio_label"] or "") == setup["branches"][path]
+        assert bool(row["audio_score"]) == (path != setup["silent"])
         assert str(row["has_audio"]) == str(path != setup["silent"])
+        assert bool(row["warning"]) == (path == setup["one_frame"])
+        assert row["precision"] == "float32" and len(row["model_id"]) == 16
     for bad in (setup["corrupt"], setup["empty"]):
         row = by_path[bad]
         assert os.path.basename(bad) in row["error"]  # the processor's message names the file
@@ -83,7 +100,10 @@ def test_folder_with_good_silent_and_corrupt_clips(setup, tmp_path):
     assert list(rows[0]) == cli.output_columns(setup["labels"])
     check_rows(rows, setup)
     summary = done.stdout.strip().splitlines()[-1]
-    assert "6 files, 4 labelled (1 without audio), 2 unreadable" in summary and "e_corrupt.mp4" in summary
+    assert ("7 files, 5 labelled (1 without audio, 1 with a warning: see the warning column), 2 unreadable"
+            in summary and "e_corrupt.mp4" in summary)
+    assert "1 non-video files in the folders not labelled (notes.txt" in summary
+    assert "g_one_frame.mp4: all sampled frames are the same image" in done.stderr
 
 
 def test_jsonl_with_workers_and_globs(setup, tmp_path):
@@ -153,6 +173,6 @@ def test_find_videos_files_folders_and_patterns(setup, tmp_path):
     paths, warnings = cli.find_videos([setup["good"][0], setup["videos"], os.path.join(setup["videos"], "*.txt"),
                                        str(tmp_path / "missing.mp4"), str(tmp_path / "none_*.mp4")])
     assert paths[0] == os.path.abspath(setup["good"][0])  # given order, no duplicates
-    assert len(paths) == len(set(paths)) == 6 + 2  # the 6 videos, notes.txt (matched explicitly), missing.mp4
+    assert len(paths) == len(set(paths)) == 7 + 2  # the 7 videos, notes.txt (matched explicitly), missing.mp4
     assert os.path.join(setup["videos"], "notes.txt") in paths and str(tmp_path / "missing.mp4") in paths
     assert warnings == [f"no files match {tmp_path / 'none_*.mp4'}"]
