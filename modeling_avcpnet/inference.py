@@ -10,8 +10,9 @@ numbers in `benchmarks/README.md`):
   LayerNorm, softmax and the final probabilities accumulate in float32. The processor's frames and MFCC stay
   float32 and are cast at the model input (the patch embedding and the audio stem). On CUDA the same dtype uses
   the fused SDPA kernels of the GPU.
-- `quantize="int8"`: dynamic int8 quantization of the `nn.Linear` layers (`torch.ao.quantization.quantize_dynamic`,
-  weights int8, activations quantized per batch), float32 elsewhere. CPU only.
+- `quantize="int8"`: dynamic int8 quantization of the Video Swin's `nn.Linear` layers
+  (`torch.ao.quantization.quantize_dynamic`: weights int8, activations quantized per call), float32 elsewhere. CPU
+  only.
 - `compile=True`: `torch.compile` (inductor) with weight freezing, on top of either; the first batch pays the
   compilation.
 """
@@ -61,9 +62,16 @@ def optimize_for_inference(model: nn.Module, dtype: str | torch.dtype | None = N
 
         from torch.ao.quantization import quantize_dynamic
 
+        model = model.float()
+        # Only the backbone's wide layers: the narrow heads and fusion layers (whose per-tensor quantized inputs
+        # lose the most) stay float32, and cost nothing.
+        encoder = getattr(getattr(model, "avcpnet", model), "visual_encoder", None)
         with warnings.catch_warnings():  # torch.ao's eager quantization announces its move to torchao
             warnings.simplefilter("ignore")
-            model = quantize_dynamic(model.float(), {nn.Linear}, dtype=torch.qint8)
+            if encoder is not None:
+                quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
+            else:
+                model = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     else:
         model = model.to(dtype)
     if compile:

@@ -176,3 +176,59 @@ def test_find_videos_files_folders_and_patterns(setup, tmp_path):
     assert len(paths) == len(set(paths)) == 7 + 2  # the 7 videos, notes.txt (matched explicitly), missing.mp4
     assert os.path.join(setup["videos"], "notes.txt") in paths and str(tmp_path / "missing.mp4") in paths
     assert warnings == [f"no files match {tmp_path / 'none_*.mp4'}"]
+
+
+def test_resume_refuses_another_model(setup, tmp_path):
+    """Same labels, other weights: resuming into the old output is refused; --overwrite starts afresh."""
+    output = tmp_path / "predictions.csv"
+    argv = ["predict", *(str(path) for path in setup["good"][:1]), "--output", str(output), "--quiet",
+            "--device", "cpu"]
+    assert cli.main([*argv, "--model", setup["checkpoint"]]) == 0
+    torch.manual_seed(1)
+    config = AVCPNetConfig.tiny()
+    other = save_for_pipeline(AVCPNetForVideoClassification(config).eval(), AVCPNetProcessor.from_model_config(config),
+                              tmp_path / "other")
+    before = output.read_text()
+    assert cli.main([*argv, "--model", other]) == 2
+    assert output.read_text() == before
+    assert cli.main([*argv, "--model", other, "--overwrite"]) == 0
+    assert read_csv(output)[0]["model_id"] != read_csv_text(before)[0]["model_id"]
+
+
+def read_csv_text(text):
+    return list(csv.DictReader(text.splitlines()))
+
+
+def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
+    """`torchrun --nproc_per_node 2 -m modeling_avcpnet.cli predict`: each process labels half of the files into
+    its part (one part already holds a row, as if a first run was interrupted), rank 0 merges: one row per file."""
+    single = tmp_path / "single.csv"
+    assert cli.main(["predict", setup["videos"], "--model", setup["checkpoint"], "--output", str(single),
+                     "--quiet", "--device", "cpu"]) == 0
+    expected = {row["path"]: row for row in read_csv(single)}
+
+    output = tmp_path / "merged.csv"
+    interrupted = read_csv(single)[2]  # a previous run's part: this file must not be labelled again
+    with open(cli.part_path(str(output), 1), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(interrupted), lineterminator="\n")
+        writer.writeheader()
+        writer.writerow(interrupted)
+        handle.write(cli.output_columns(setup["labels"])[0][:2])  # and half a row, cut by the interruption
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29561", "-m", "modeling_avcpnet.cli", "predict",
+               setup["videos"], "--model", setup["checkpoint"], "--output", str(output), "--quiet",
+               "--batch_size", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_csv(output)
+    assert sorted(row["path"] for row in rows) == sorted(expected)  # no duplicate, no missing row
+    for row in rows:  # the same predictions as one process (other batches: equal up to float rounding)
+        for key, value in row.items():
+            if key.endswith(("score", "_positive", "_neutral", "_negative")) or key.startswith("prob_"):
+                assert float(value or 0) == pytest.approx(float(expected[row["path"]][key] or 0), abs=2e-4)
+            else:
+                assert value == expected[row["path"]][key], key
+    assert not cli.existing_parts(str(output))  # parts merged away
+    assert done.stdout.count("avcpnet predict:") == 1  # rank 0 reports for all
+    assert "7 files, 4 labelled" in done.stdout and "1 already in the output (skipped)" in done.stdout
