@@ -202,7 +202,7 @@ class ClipDataset(Dataset):
             inputs = preprocess_clip(self.processor, path)
             frames = inputs.get("pixel_values_videos")
             # Loop padding repeats the only frame of a 1-frame clip into every slot: the model sees one still image.
-            if frames is not None and frames[0, :, :].numel() and bool((frames == frames[:, :1, :1]).all()):
+            if frames is not None and bool((frames == frames[:, :1, :1]).all()):
                 warning = "all sampled frames are the same image (a 1-frame clip or a still): no motion to go by"
         except Exception as exception:  # one bad file must never stop the run
             error = f"{type(exception).__name__}: {exception}".replace("\n", " ")
