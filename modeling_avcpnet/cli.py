@@ -17,8 +17,7 @@ finds and writes one row per file (scores rounded to 4 decimals):
 The output is written batch by batch, so an interrupted run resumes where it stopped when run again with the same
 output (finished files, including failed ones unless ``--retry_errors``, are skipped); resuming with a different
 model (another ``model_id``) is refused. Unreadable files never stop the run; the command exits non-zero only when
-no file at all could be labelled. ``--dtype bfloat16`` and ``--quantize int8`` are the fast CPU modes (see
-``modeling_avcpnet.inference``).
+no file at all could be labelled. ``--dtype bfloat16`` is the fast mode (see ``modeling_avcpnet.inference``).
 
 Many processes (``torchrun --nproc_per_node N -m modeling_avcpnet.cli predict ...``, on one node or many with a
 shared file system): each process labels every N-th file into ``<output>.part<RANK>`` (resumable like the output),
@@ -518,7 +517,7 @@ def _predict(args, shard, say, fmt: str, paths: list[str], not_videos: list[str]
     # oversubscribed intra-op threads slow small CPU ops down several times over.
     torch.set_num_threads(args.threads or max(1, torch.get_num_threads() - args.num_workers))
     predictor = load_predictor(args.model, device=shard.device(args.device), dtype=args.dtype,
-                               quantize=args.quantize, compile=args.compile, trust_remote_code=args.trust_remote_code)
+                               compile=args.compile, trust_remote_code=args.trust_remote_code)
     # Clips without sound are expected here and reported in the has_audio column, not as one warning per file.
     from .processing_avcpnet import MissingAudioWarning
 
@@ -593,8 +592,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="model precision; bfloat16 is about 2x faster on CPUs with AMX / AVX512-BF16 (and on GPUs), "
                         "within 0.02 of float32's probabilities")
-    p.add_argument("--quantize", choices=("int8",), default=None,
-                   help="int8 dynamic quantization of the linear layers (CPU, float32 elsewhere)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model (inductor); pays a compilation of minutes on the first batch")
     p.add_argument("--extensions", default=",".join(VIDEO_EXTENSIONS),
@@ -613,9 +610,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "predict":
         if args.batch_size < 1 or args.num_workers < 0 or args.threads < 0:
             print("error: --batch_size must be >= 1, --num_workers and --threads >= 0", file=sys.stderr)
-            return 2
-        if args.quantize and args.dtype != "float32":
-            print("error: --quantize int8 runs float32 activations: leave --dtype at float32", file=sys.stderr)
             return 2
         threads = torch.get_num_threads()
         try:
