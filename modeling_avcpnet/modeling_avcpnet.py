@@ -190,6 +190,8 @@ class AVCPNetAudioStem(nn.Module):
         self.pooler = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+        # MFCC arrive in float32; a bfloat16 model takes them in its own dtype here, at its input.
+        input_features = input_features.to(self.embedder.convolution.weight.dtype)
         return self.pooler(self.embedder(input_features))
 
 
