@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any, Optional
 
 import transformers
@@ -42,10 +43,14 @@ from modeling_avcpnet.training import (
     load_splits,
     parse_arguments,
 )
-from modeling_avcpnet.training.arguments import as_float_mapping
+from modeling_avcpnet.training.arguments import adapt_training_arguments, as_float_mapping
 from modeling_avcpnet.training.metrics import strip_prefix
 
 logger = logging.getLogger("train_hf")
+
+# Errors that mean "the run was asked something impossible", not "the code is broken": the datasets' data-folder
+# and label errors, argument errors, missing files and checkpoints, the Hub being unreachable or offline.
+USER_ERRORS = (ValueError, OSError, ConnectionError)
 
 # The library names tests, benchmarks and users import from here.
 __all__ = ["DataArguments", "EPCETrainer", "ModelArguments", "POLARITIES", "build_config_and_model",
@@ -79,10 +84,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     setup_logging(training_args)
     resume = resolve_resume(training_args)
     task = get_task(model_args.model_type)
-    if training_args.remove_unused_columns:
-        # The examples are made on the fly from the `video`/`audio` columns by a transform: keep them.
-        logger.info("setting remove_unused_columns=False (the processor transform needs the raw columns)")
-        training_args.remove_unused_columns = False
+    adapt_training_arguments(training_args)
     set_seed(training_args.seed)
 
     # ---- data ----
@@ -94,12 +96,13 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
     # ---- model and processor ----
     config, model, old_labels = build_config_and_model(model_args, id2label, label2polarity, config_fields)
-    processor = build_processor(model_args, data_args, config) if task.has_processor else None
+    processor = build_processor(model_args, data_args, config) if task.has_processor else task.saved_processor()
     logger.info("model: %s parameters, labels %s, polarity %s", f"{model.num_parameters():,}",
                 list(id2label.values()), getattr(config, "label2polarity", None))
 
     def prepared(split: str, training: bool = False):
-        return task.trainer_dataset(splits[split], processor, training) if split in splits else None
+        seed = training_args.data_seed or training_args.seed  # of the training augmentation
+        return task.trainer_dataset(splits[split], processor, training, seed=seed) if split in splits else None
 
     train_dataset = prepared(data_args.train_split, training=True) if training_args.do_train else None
     eval_dataset = prepared(data_args.eval_split)
@@ -109,6 +112,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     trainer = EPCETrainer(
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processor=processor, task=task, compute_metrics=task.compute_metrics(config),
+        data_collator=task.data_collator,
     )
 
     # ---- train / evaluate / predict ----
@@ -118,6 +122,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         # model + processor (+ custom code) into output_dir; `_internal_call` keeps save_model from pushing now: the
         # push comes once, at the end, with the evaluation results in the model card.
         trainer.save_model(_internal_call=True)
+        if task.data_collator is not None:
+            train_result.metrics["train_skipped_clips"] = len(trainer.skipped_clips.get("train", ()))
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
@@ -142,15 +148,32 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         trainer.push_to_hub(commit_message=f"{task.display_name} trained on {data_args.dataset_name}")
 
     output_dir = os.path.abspath(training_args.output_dir)
+    # {phase: distinct clips (of this process) that failed to decode and were left out}, phase = train/eval/test
+    skipped_clips = {phase: len(messages) for phase, messages in trainer.skipped_clips.items() if messages}
     print(f"process {training_args.process_index}/{training_args.world_size} finished", flush=True)
     if trainer.is_world_process_zero():
         if results:
             print("\n" + format_results_table(results, model_args.model_type))
+        if skipped_clips:
+            print(f"\nSkipped clips that could not be decoded: {skipped_clips} (see the warnings above)")
         if training_args.do_train:
             print(f"\nSaved model{' and processor' if processor is not None else ''} to {output_dir}")
     return {"results": results, "output_dir": output_dir, "global_step": trainer.state.global_step,
-            "trainer": trainer, "old_labels": old_labels}
+            "trainer": trainer, "old_labels": old_labels, "skipped_clips": skipped_clips}
+
+
+def run(argv: Optional[list[str]] = None) -> int:
+    """`main` for the command line: a user error (bad argument, missing data folder, unreachable Hub, ...) ends
+    the run with one clear message and exit status 1 instead of a traceback (TRAIN_HF_TRACEBACK=1 shows it)."""
+    try:
+        main(argv)
+    except USER_ERRORS as error:
+        if os.environ.get("TRAIN_HF_TRACEBACK"):
+            raise
+        print(f"train_hf.py: error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

@@ -30,9 +30,7 @@ import time
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from _common import proc_status_kib, reset_peak_rss  # the repository on sys.path
 
 MODES = ("forward", "forward+backward")
 MODELS = ("ours", "torchvision")
@@ -91,25 +89,16 @@ def measure_times(args) -> dict:
     return {mode: {name: statistics.median(values) for name, values in by_model.items()} for mode, by_model in times.items()}
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def measure_peak_memory_child(args) -> None:
     """Runs in a fresh subprocess: prints the peak RSS growth (MiB) of one call of one model."""
     torch.set_num_threads(args.threads)
     model = build_models(args.attn_implementation)[args.child_model]
     clips = make_clips(args)
     run_once(args.child_model, model, clips, args.child_mode)  # warm-up: one-time kernel and thread-pool setup
-    before = _rss_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # reset VmHWM (the peak RSS) to the current RSS
+    before = proc_status_kib("VmRSS")
+    reset_peak_rss()  # VmHWM (the peak RSS) = the current RSS
     run_once(args.child_model, model, clips, args.child_mode)
-    print(json.dumps({"peak_mib": (_rss_kib("VmHWM") - before) / 1024}))
+    print(json.dumps({"peak_mib": (proc_status_kib("VmHWM") - before) / 1024}))
 
 
 def measure_peak_memory(args, name: str, mode: str) -> float:

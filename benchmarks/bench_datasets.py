@@ -11,7 +11,7 @@ grows.
    * ``emotions`` raw-video layout: ``metadata.csv`` + clips (probed the same way since issue 12);
    and prepares them with ``datasets_emotions.load_dataset(..., num_proc=1 | 2)``, each size in a fresh process.
    Printed per layout and size: preparation time with 1 process, with 2 processes and their ratio (baseline: 1
-   process, same run), and the peak resident memory added by preparing with 1 process (ru_maxrss minus the
+   process, same run), and the peak resident memory added by preparing with 1 process (VmHWM minus the
    resident size before preparing), whose ratio to the smallest size must stay near 1 (no clip is held in memory).
 
     .venv/bin/python benchmarks/bench_datasets.py [--sizes 500 1000 2000] [--before 68fbd5a~2 68fbd5a]
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import tempfile
 import time
 
 import numpy as np
+from _common import REPO, peak_rss_bytes, rss_bytes, write_clip_once  # this tree first on sys.path
 
 HEADER = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,Season,Episode,StartTime,EndTime\n"
 EMOTIONS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
@@ -38,10 +38,10 @@ MELD_EMOTIONS = ["neutral", "joy", "sadness", "anger", "surprise", "fear", "disg
 
 
 def make_sources(folder: str, count: int = 8) -> list[str]:
-    from datasets_emotions.synthetic_media import tone, write_clip
+    from datasets_emotions.synthetic_media import tone
 
     rng = np.random.default_rng(0)
-    return [write_clip(os.path.join(folder, f"src{i}.mp4"),
+    return [write_clip_once(os.path.join(folder, f"src{i}.mp4"),
                        rng.integers(0, 255, size=(24, 48, 64, 3), dtype=np.uint8), fps=12,
                        audio=tone(200 + 50 * i, 2.0, 16000), sample_rate=16000, gop_size=12) for i in range(count)]
 
@@ -70,11 +70,6 @@ def make_emotions(root: str, sources: list[str], clips: int) -> None:
         handle.writelines(lines)
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def measure(name: str, data_dir: str, work: str) -> dict:
     """Runs in a fresh process: prepare with 1 process (time, peak memory added), then with 2 (time)."""
     import datasets
@@ -88,7 +83,7 @@ def measure(name: str, data_dir: str, work: str) -> dict:
     start = time.perf_counter()
     one = load_dataset(name, data_dir=data_dir, cache_dir=os.path.join(work, "c1"), num_proc=None)
     one_s = time.perf_counter() - start
-    peak_added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    peak_added = peak_rss_bytes() - before
     start = time.perf_counter()
     two = load_dataset(name, data_dir=data_dir, cache_dir=os.path.join(work, "c2"), num_proc=2)
     two_s = time.perf_counter() - start
@@ -98,15 +93,15 @@ def measure(name: str, data_dir: str, work: str) -> dict:
 
 
 IMPORT_PROBE = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 import datasets_emotions
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"seconds": seconds, "peak_mb": int(status["VmHWM"].split()[0]) / 1024,
                   "file": datasets_emotions.__file__,
                   "heavy": [name for name in ("torch", "transformers", "torchvision", "av") if name in sys.modules]}))
 """
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def import_cost(tree: str) -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import write_clip_once  # the repository on sys.path
 
 import datasets  # noqa: E402
 from transformers import HubertConfig, HubertModel, ResNetConfig, ResNetModel, ViTConfig, ViTModel  # noqa: E402
 
-from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip  # noqa: E402
+from datasets_emotions.synthetic_media import moving_square_frames, tone  # noqa: E402
 from modeling_avcpnet import MER2023DeepFeatureExtractor  # noqa: E402
 from modeling_avcpnet.feature_extraction_mer2023 import load_frames, load_waveform  # noqa: E402
 
@@ -42,10 +41,9 @@ def make_clips(folder: Path, count: int) -> list[str]:
     paths = []
     for i in range(count):
         path = folder / f"clip_{i:05d}.mp4"
-        if not path.exists():
-            frames = np.stack(list(moving_square_frames(16, 64, 64, color=(40 + i % 200, 90, 200 - i % 150))))
-            write_clip(path, frames=frames, fps=8, audio=tone(150.0 + 5 * (i % 60), 2.0, 16000), sample_rate=16000)
-        paths.append(str(path))
+        color = (40 + i % 200, 90, 200 - i % 150)
+        paths.append(write_clip_once(path, lambda: np.stack(list(moving_square_frames(16, 64, 64, color=color))),
+                                     fps=8, audio=tone(150.0 + 5 * (i % 60), 2.0, 16000), sample_rate=16000))
     return paths
 
 

@@ -20,15 +20,14 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import REPO as ROOT, write_clip_once  # the repository on sys.path
 
 CACHE = "/tmp/avcpnet_bench_predict"
 SECONDS, FPS, HEIGHT, WIDTH, SAMPLE_RATE = 10, 30, 96, 128, 44100
 
 
 def make_clips(count: int) -> str:
-    from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
+    from datasets_emotions.synthetic_media import moving_square_frames, tone
 
     folder = os.path.join(CACHE, f"clips_{SECONDS}s_{HEIGHT}x{WIDTH}")
     os.makedirs(folder, exist_ok=True)
@@ -42,8 +41,7 @@ def make_clips(count: int) -> str:
         color = tuple(int(c) for c in rng.integers(64, 256, size=3))
         frames = moving_square_frames(SECONDS * FPS, HEIGHT, WIDTH, color=color, speed=1.0 + index % 5)
         audio = tone(220.0 + 20 * (index % 30), SECONDS, SAMPLE_RATE, tempo_hz=index % 4)
-        write_clip(path + ".part.mp4", frames, fps=FPS, audio=audio, sample_rate=SAMPLE_RATE, gop_size=60)
-        os.replace(path + ".part.mp4", path)
+        write_clip_once(path, frames, fps=FPS, audio=audio, sample_rate=SAMPLE_RATE, gop_size=60)
         made += 1
     if made:
         print(f"generated {made} clips in {time.perf_counter() - start:.0f} s under {folder}")

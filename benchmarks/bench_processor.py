@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from _common import REPO, max_rss_bytes, rss_bytes, write_clip_once  # the repository on sys.path
 
 
 def make_clip(path: str, seconds: int) -> str:
@@ -37,19 +35,15 @@ def make_clip(path: str, seconds: int) -> str:
         return path
     import numpy as np
 
-    from datasets_emotions.synthetic_media import textured_frames, tone, write_clip
+    from datasets_emotions.synthetic_media import textured_frames, tone
 
     audio = np.concatenate([tone(440, seconds, tempo_hz=2), tone(660, seconds)], 0)  # stereo
-    partial = path + ".part.mp4"
     # write_clip encodes frame-threaded (one slice per frame, like phones), streaming the frames one by one.
-    write_clip(partial, textured_frames(30 * seconds, 1280, 720), fps=30, audio=audio, gop_size=60)
-    os.replace(partial, path)
-    return path
+    return write_clip_once(path, textured_frames(30 * seconds, 1280, 720), fps=30, audio=audio, gop_size=60)
 
 
 def rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return rss_bytes() / 2**20
 
 
 # -- the three methods (run inside a worker process) ----------------------------------------------------------------
@@ -145,7 +139,7 @@ def worker(method: str, path: str, repeats: int, training: bool) -> None:
         start = time.perf_counter()
         once()
         times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max_rss_bytes() / 2**20
     print(json.dumps({"seconds": statistics.median(times), "all": times, "peak_mb": peak - baseline}))
 
 

@@ -18,31 +18,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import ListDataset  # the repository on sys.path
 
-import train_hf  # noqa: E402
+from modeling_avcpnet.training import EPCETrainer  # noqa: E402
 from modeling_avcpnet import AVCPNetConfig  # noqa: E402
 from modeling_avcpnet.loss_avcpnet import compute_multitask_loss  # noqa: E402
 from transformers import AutoModelForVideoClassification, TrainerCallback, TrainingArguments  # noqa: E402
 from transformers.optimization import get_cosine_schedule_with_warmup  # noqa: E402
-
-
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, index):
-        return self.examples[index]
 
 
 def random_examples(config, count, seed=0):
@@ -110,14 +97,14 @@ def trainer_loop(config, state_dict, dataset, batch_size, steps, lr, warmup, wor
             use_cpu=True, save_strategy="no", logging_steps=10**6, disable_tqdm=True, remove_unused_columns=False,
             dataloader_num_workers=workers, dataloader_drop_last=True, dataloader_persistent_workers=workers > 0,
         )
-        trainer = (trainer_class or train_hf.EPCETrainer)(model=model, args=args, train_dataset=dataset,
+        trainer = (trainer_class or EPCETrainer)(model=model, args=args, train_dataset=dataset,
                                                           callbacks=[timer])
         trainer.train()
     trainer.step_times = timer.times
     return throughput(timer.times, batch_size, warmup), trainer
 
 
-class DataWaitTrainer(train_hf.EPCETrainer):
+class DataWaitTrainer(EPCETrainer):
     """Times the Trainer's waits for batches (get_batch_samples pulls them from the DataLoader)."""
 
     data_seconds = 0.0

@@ -11,13 +11,12 @@ on disk: decoding is the processor's job, so preparing a dataset never holds a v
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib
 import importlib.metadata
 import inspect
-import difflib
 import os
-import re
 import sys
 import warnings
 from typing import Iterable, Optional
@@ -365,6 +364,8 @@ def probe_clip(path: str) -> Optional[str]:
     try:
         probe_media(path, require_video=True)
     except MediaError as error:
+        if error.problem.startswith(("has no video stream", "video stream without a frame size")):
+            return error.problem  # a readable container that lacks what the model needs
         return f"unreadable ({error.problem})"
     return None
 

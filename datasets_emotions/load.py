@@ -75,13 +75,14 @@ def load_dataset(
                                    **config_kwargs)
     if streaming:
         return builder.as_streaming_dataset(split=split)
-    prepared_before = os.path.isdir(builder.cache_dir)
+    download_mode = DownloadMode(download_mode or DownloadMode.REUSE_DATASET_IF_EXISTS)
+    reused = os.path.isdir(builder.cache_dir) and download_mode == DownloadMode.REUSE_DATASET_IF_EXISTS
     builder.download_and_prepare(
-        download_mode=DownloadMode(download_mode or DownloadMode.REUSE_DATASET_IF_EXISTS),
+        download_mode=download_mode,
         verification_mode=VerificationMode(verification_mode or VerificationMode.BASIC_CHECKS),
         num_proc=num_proc,
     )
-    if prepared_before and DownloadMode(download_mode or "reuse_dataset_if_exists") != DownloadMode.FORCE_REDOWNLOAD:
+    if reused:  # nothing was prepared now, so nothing warned: repeat what the preparation reported
         rewarn_skipped(builder.info.description)
     check_split(builder, split)
     return builder.as_dataset(split=split, in_memory=bool(keep_in_memory))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Union
+import hashlib
+from typing import Callable, Optional, Union
 
 import datasets
 
@@ -16,31 +17,73 @@ def _media(entry):
     return entry or None
 
 
+def example_generator(seed: int, epoch: int, index: int):
+    """A `torch.Generator` that depends on `(seed, epoch, index)` only: the random snippet offsets, crops and
+    augmentation of one training example, whatever process, DataLoader worker or resumed run draws it."""
+    import torch  # here, not at module level: importing datasets_emotions must not load torch
+
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{index}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+
 class BatchTransform:
     """A batch of dataset rows (dict of lists with ``video``, ``audio``, ``label``) -> model inputs:
     ``pixel_values_videos`` (B, S, F, 3, H, W), ``input_features`` (B, A, T, n_mfcc), ``audio_mask`` (B,) and
     ``labels`` (B,) long. An empty ``audio`` entry means "take the soundtrack from the video file". Entries may also
     be ``{"bytes", "path"}`` dicts, as in an export loaded back with plain ``datasets.load_dataset``.
 
+    ``skip_bad_files=True``: a clip that cannot be decoded does not raise; its row stays in the output (so that a
+    dataset's rows keep their positions) with zero model inputs and its error message in ``decode_error`` (empty
+    for good rows); ``modeling_avcpnet.training.clip_data.collate_skipping_bad_clips`` then leaves such rows out of
+    the batch.
+
+    Called with ``example_keys`` (one ``(epoch, index)`` per row) and ``seed``, each training example draws its
+    randomness from [`example_generator`]: the same example in the same epoch always gets the same crop.
+
     A class rather than a closure so that it pickles (DataLoader workers started with ``spawn``).
     """
 
-    def __init__(self, processor: Callable, training: bool, **processor_kwargs):
+    def __init__(self, processor: Callable, training: bool, skip_bad_files: bool = False, seed: int = 0,
+                 **processor_kwargs):
         self.processor, self.training, self.processor_kwargs = processor, training, processor_kwargs
+        self.skip_bad_files, self.seed = skip_bad_files, seed
 
-    def __call__(self, batch: dict) -> dict:
+    def _process(self, videos: list, audio: Optional[list], generator=None) -> tuple[list[Optional[dict]], dict]:
+        """Per-row model inputs (None for a row that failed) and {row: error message}."""
+        features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
+                                  skip_bad_files=self.skip_bad_files, generator=generator, **self.processor_kwargs)
+        kept = getattr(features, "kept_indices", None)
+        kept = list(range(len(videos))) if kept is None else kept
+        rows: list[Optional[dict]] = [None] * len(videos)
+        for position, index in enumerate(kept):
+            rows[index] = {key: features[key][position] for key in MODEL_INPUT_KEYS if key in features}
+        return rows, dict(getattr(features, "errors", None) or {})
+
+    def __call__(self, batch: dict, example_keys: Optional[list[tuple[int, int]]] = None) -> dict:
+        import torch  # here, not at module level: importing datasets_emotions must not load torch
+
         videos = [_media(entry) for entry in batch["video"]]
         audio = [_media(entry) for entry in batch.get("audio") or [None] * len(videos)]
         audio = audio if any(entry is not None for entry in audio) else None
-        features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
-                                  **self.processor_kwargs)
-        outputs = {key: features[key] for key in MODEL_INPUT_KEYS if key in features}
+        if example_keys is not None and self.training:
+            rows, errors = [], {}
+            for position, (epoch, index) in enumerate(example_keys):
+                row, error = self._process([videos[position]], None if audio is None else [audio[position]],
+                                           example_generator(self.seed, epoch, index))
+                rows += row
+                errors.update({position: message for message in error.values()})
+        else:
+            rows, errors = self._process(videos, audio)
+        good = [row for row in rows if row is not None]
+        outputs = {}
+        for key in (good[0] if good else {}):
+            template = torch.zeros_like(good[0][key])
+            outputs[key] = torch.stack([template if row is None else row[key] for row in rows])
+        if self.skip_bad_files:
+            # Every clip failed: the rows have no model inputs, only this (the collator drops them all).
+            outputs["decode_error"] = [errors.get(position, "") for position in range(len(rows))]
         if "label" in batch:
-            import torch  # here, not at module level: importing datasets_emotions must not load torch
-
-            labels = torch.as_tensor(batch["label"], dtype=torch.long)
-            kept = getattr(features, "kept_indices", None)  # set by the processor; skip_bad_files drops rows
-            outputs["labels"] = labels[torch.as_tensor(kept, dtype=torch.long)] if kept is not None else labels
+            outputs["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         return outputs
 
 
@@ -56,7 +99,8 @@ def with_processor(dataset: Union[datasets.Dataset, datasets.IterableDataset, da
     A ``Dataset`` gets ``with_transform`` (the processor runs lazily on each accessed batch: ``ds[i]``, ``ds[i:j]``
     and the DataLoader's ``__getitems__`` call it once per batch, so ``training=True`` draws new random crops
     every epoch); an ``IterableDataset`` gets a lazy batched ``map`` of ``batch_size`` rows that drops the original
-    columns. Dataset dicts are handled split by split. Extra keyword arguments go to the processor call.
+    columns. Dataset dicts are handled split by split. ``skip_bad_files=True`` keeps undecodable clips as rows
+    marked in ``decode_error`` (see [`BatchTransform`]); other keyword arguments go to the processor call.
     """
     if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         return type(dataset)({split: with_processor(part, processor, training, batch_size, **processor_kwargs)

@@ -32,6 +32,13 @@ from .media_avcpnet import MediaError, MediaReader, load_audio
 DEFAULT_SAMPLING_RATE = 16000
 
 
+def default_audio_layers(num_hidden_layers: int) -> list[int]:
+    """The paper's choice for HuBERT-large (layers 18, 19, 20 of 24) carried over to any depth: the three layers
+    starting three quarters of the way up (HuBERT-base, 12 layers: 9, 10, 11; a 4-layer test model: 2, 3, 4)."""
+    start = max(1, min(num_hidden_layers - 2, round(0.75 * num_hidden_layers)))
+    return list(range(start, min(start + 3, num_hidden_layers + 1)))
+
+
 MediaDecodingError = MediaError  # the name this module used before the media layer was unified
 
 
@@ -54,13 +61,33 @@ def load_frames(source: Any, num_frames: int = 8) -> np.ndarray:
         return reader.read_frames(evenly_spaced_indices(reader.num_frames, num_frames))
 
 
+def waveform_from_value(audio_value: Any, video_value: Any, sampling_rate: int) -> np.ndarray:
+    """A dataset row's audio as mono float32 at `sampling_rate`: decoded `{"array", "sampling_rate"}` (channels
+    averaged, resampled) or a 1-D array as is, else a path/bytes decoded; an empty value reads the video's track."""
+    if isinstance(audio_value, dict) and "array" in audio_value:
+        waveform = np.asarray(audio_value["array"], dtype=np.float32)
+        if waveform.ndim == 2:  # (channels, samples)
+            waveform = waveform.mean(0)
+        rate = int(audio_value.get("sampling_rate") or sampling_rate)
+        if rate != sampling_rate:
+            import torchaudio.functional as AF  # only needed for already-decoded audio at another rate
+
+            waveform = AF.resample(torch.from_numpy(waveform), rate, sampling_rate).numpy()
+        return waveform
+    if isinstance(audio_value, np.ndarray):
+        return audio_value.astype(np.float32).reshape(-1)
+    source = audio_value if audio_value not in (None, "") else video_value
+    return load_waveform(source, sampling_rate)
+
+
 class MER2023DeepFeatureExtractor:
     """Turns clips into the deep features of the MER 2023 system.
 
     Args:
         audio_model: a speech `PreTrainedModel` returning `hidden_states` (HuBERT, WavLM, ...), or None.
         audio_layers: which hidden states to keep, 1-based layer numbers (0 is the input of the first Transformer
-            layer); each becomes a feature `"{audio_name}_layer{n}"` averaged over time.
+            layer); each becomes a feature `"{audio_name}_layer{n}"` averaged over time. None: three layers that
+            fit the model's depth (`default_audio_layers`; 18, 19, 20 for a 24-layer HuBERT-large).
         audio_feature_extractor: the speech model's feature extractor (normalisation); None feeds the waveform
             normalised to zero mean and unit variance.
         vision_model: an image `PreTrainedModel` (ViT, ResNet, ...), or None.
@@ -74,6 +101,9 @@ class MER2023DeepFeatureExtractor:
             already decoded data (`{"array", "sampling_rate"}` / a 1-D array for audio, `(T, H, W, 3)` uint8 for video).
             An empty audio value means "read the audio track of the video".
         device: where the backbones run (default: where they are).
+        face_cropper: a callable `(T, H, W, 3) uint8 -> (T, h, w, 3) uint8` applied to each clip's frames before
+            the vision backbone, e.g. `face_crop_mer2023.FaceCropper()` (the paper's OpenFace crop stage, offline;
+            see that module); None feeds the full frames.
 
     Example:
 
@@ -89,7 +119,7 @@ class MER2023DeepFeatureExtractor:
     def __init__(
         self,
         audio_model=None,
-        audio_layers: Sequence[int] = (18, 19, 20),
+        audio_layers: Sequence[int] | None = None,
         audio_feature_extractor=None,
         vision_model=None,
         image_processor=None,
@@ -101,6 +131,7 @@ class MER2023DeepFeatureExtractor:
         audio_column: str = "audio",
         video_column: str = "video",
         device: str | torch.device | None = None,
+        face_cropper=None,
     ):
         if audio_model is None and vision_model is None:
             raise ValueError("MER2023DeepFeatureExtractor needs an audio_model, a vision_model or both")
@@ -108,9 +139,12 @@ class MER2023DeepFeatureExtractor:
         self.vision_model = vision_model.eval() if vision_model is not None else None
         self.audio_feature_extractor = audio_feature_extractor
         self.image_processor = image_processor
-        self.audio_layers = [int(layer) for layer in audio_layers] if audio_model is not None else []
+        self.audio_layers = []
         if audio_model is not None:
             depth = audio_model.config.num_hidden_layers
+            if audio_layers is None:
+                audio_layers = default_audio_layers(depth)
+            self.audio_layers = [int(layer) for layer in audio_layers]
             bad = [layer for layer in self.audio_layers if not 0 <= layer <= depth]
             if bad or not self.audio_layers:
                 raise ValueError(f"audio_layers must be layer numbers in 0..{depth} for this "
@@ -123,6 +157,7 @@ class MER2023DeepFeatureExtractor:
         self.audio_name = audio_name or (audio_model.config.model_type if audio_model is not None else None)
         self.vision_name = vision_name or (vision_model.config.model_type if vision_model is not None else None)
         self.audio_column, self.video_column = audio_column, video_column
+        self.face_cropper = face_cropper
         if device is not None:
             for model in (self.audio_model, self.vision_model):
                 if model is not None:
@@ -247,25 +282,11 @@ class MER2023DeepFeatureExtractor:
 
     # ------------------------------------------------------------------------------------ datasets.map integration
     def _waveform(self, audio_value: Any, video_value: Any) -> np.ndarray:
-        if isinstance(audio_value, dict) and "array" in audio_value:
-            waveform = np.asarray(audio_value["array"], dtype=np.float32)
-            if waveform.ndim == 2:  # (channels, samples)
-                waveform = waveform.mean(0)
-            rate = int(audio_value.get("sampling_rate") or self.sampling_rate)
-            if rate != self.sampling_rate:
-                import torchaudio.functional as AF  # only needed for already-decoded audio at another rate
-
-                waveform = AF.resample(torch.from_numpy(waveform), rate, self.sampling_rate).numpy()
-            return waveform
-        if isinstance(audio_value, np.ndarray):
-            return audio_value.astype(np.float32).reshape(-1)
-        source = audio_value if audio_value not in (None, "") else video_value
-        return load_waveform(source, self.sampling_rate)
+        return waveform_from_value(audio_value, video_value, self.sampling_rate)
 
     def _frames(self, video_value: Any) -> np.ndarray:
-        if isinstance(video_value, np.ndarray):
-            return video_value
-        return load_frames(video_value, self.num_frames)
+        frames = video_value if isinstance(video_value, np.ndarray) else load_frames(video_value, self.num_frames)
+        return self.face_cropper(frames) if self.face_cropper is not None else frames
 
     def __call__(self, batch: dict[str, list]) -> dict[str, np.ndarray]:
         """A batch of dataset rows -> one column per feature plus `input_features` (their concatenation)."""
@@ -292,6 +313,8 @@ class MER2023DeepFeatureExtractor:
             settings = {"audio_layers": self.audio_layers, "vision_layer": self.vision_layer,
                         "num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
                         "names": [self.audio_name, self.vision_name], "version": 2}  # 2: upright frames
+            if self.face_cropper is not None:  # (absent otherwise, so that earlier caches stay valid)
+                settings["face_crop"] = getattr(self.face_cropper, "settings", repr(self.face_cropper))
             digest.update(json.dumps(settings, sort_keys=True).encode())
             for model in (self.audio_model, self.vision_model):
                 if model is None:
@@ -329,4 +352,4 @@ class MER2023DeepFeatureExtractor:
                            cache_file_name=cache_file_name, load_from_cache_file=load_from_cache_file, **map_kwargs)
 
 
-__all__ = ["MER2023DeepFeatureExtractor", "MediaDecodingError", "load_frames", "load_waveform"]
+__all__ = ["MER2023DeepFeatureExtractor", "MediaDecodingError", "default_audio_layers", "load_frames", "load_waveform"]

@@ -416,6 +416,14 @@ class MediaReader:
         rate = self._video.average_rate or self._video.guessed_rate if self._video is not None else None
         return float(rate) if rate else None
 
+    def frame_times(self) -> np.ndarray:
+        """Presentation time in seconds of every frame (presentation order), counted from the first frame; frames
+        of a stream without timestamps are spaced by the frame rate (25 fps when unknown)."""
+        if self.index is None:
+            return np.arange(self.num_frames) / (self.fps or 25.0)
+        pts = self.index.pts
+        return (pts - pts[0]) * float(self._video.time_base)
+
     @property
     def rotation(self) -> int:
         """Display-matrix rotation (counter-clockwise degrees, a multiple of 90), read from the first frame."""

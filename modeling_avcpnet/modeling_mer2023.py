@@ -254,6 +254,21 @@ class MER2023Model(MER2023PreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+def _card_text(config: MER2023Config) -> str:
+    from .hub_repo_avcpnet import minimal_card
+
+    features = ", ".join(f"{name} ({modality}, {size})" for name, modality, size in
+                         zip(config.feature_names, config.feature_modalities, config.feature_sizes))
+    return minimal_card(
+        config, "MER 2023 hierarchical audio-visual fusion",
+        "The MER 2023 system of Wang et al. (ACM MM 2023): deep audio and visual features fused by attention-guided "
+        "feature gathering and decoded jointly into discrete emotions and a valence value. The pipeline returns the "
+        "emotion scores, their polarity and `valence`; the processor (`MER2023Processor`, with its backbones in "
+        "`audio_backbone/` and `vision_backbone/`) computes the features from a video file.",
+        tags=["mer2023", "audio-visual", "emotion-recognition", "valence", "video"],
+        extra_rows={"features": features, "fusion": config.fusion_structure, "decoder": config.decoder_type})
+
+
 class MER2023ForEmotionValence(MER2023PreTrainedModel):
     """MER 2023 system: AFG fusion + JDEV (or baseline) decoder, with the uncertainty (or plain) multi-task loss.
 
@@ -276,14 +291,20 @@ class MER2023ForEmotionValence(MER2023PreTrainedModel):
         )
         self.post_init()
 
-    def save_pretrained(self, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, **kwargs):
         # With custom code, also name the fusion encoder for `AutoModel` so one checkpoint serves both classes
         # (save_pretrained itself only writes the auto_map entry of the saved class).
         if self._auto_class is not None:
             module = MER2023Model.__module__.rsplit(".", 1)[-1]
             auto_map = getattr(self.config, "auto_map", None) or {}
             self.config.auto_map = {**auto_map, "AutoModel": f"{module}.MER2023Model"}
-        return super().save_pretrained(*args, **kwargs)
+        # A complete Hub repo: + pipeline file and `custom_pipelines` entry, and a card. The processor (with the
+        # feature backbones) is saved by whoever has it: `MER2023Processor.save_pretrained`, the Trainer.
+        from .hub_repo_avcpnet import save_complete_repo
+        from .pipeline_mer2023 import MER2023Pipeline
+
+        return save_complete_repo(self, super().save_pretrained, save_directory, *args, pipeline_class=MER2023Pipeline,
+                                  card_text=_card_text, **kwargs)
 
     def compute_loss(
         self,

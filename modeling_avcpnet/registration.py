@@ -55,6 +55,12 @@ def register_auto_classes() -> None:
     MER2023Config.register_for_auto_class("AutoConfig")
     MER2023Model.register_for_auto_class("AutoModel")
     MER2023ForEmotionValence.register_for_auto_class("AutoModelForVideoClassification")
+    # Its processor holds the feature backbones: video file -> input_features.
+    from .processing_mer2023 import MER2023Processor
+
+    AutoFeatureExtractor.register(MER2023Config, MER2023Processor, exist_ok=True)
+    AutoProcessor.register(MER2023Config, MER2023Processor, exist_ok=True)
+    MER2023Processor.register_for_auto_class("AutoFeatureExtractor")
 
     # The pipeline file registers its task when imported (its Hub copies do the same through trust_remote_code).
     from . import pipeline_avcpnet  # noqa: F401

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from datasets_emotions import DataDirError, LabelError, SkippedExamplesWarning, load_dataset
-from datasets_emotions.synthetic_media import truncated_copy, write_clip
+from datasets_emotions.synthetic_media import tone, truncated_copy, write_clip
 from tree_files import put, write
 
 datasets.disable_progress_bars()
@@ -53,7 +53,8 @@ def media(tmp_path_factory):
     clip = write_clip(folder / "clip.mp4", frames, fps=4, audio=np.zeros((1, 8000), np.float32), sample_rate=16000)
     corrupt = truncated_copy(clip, folder / "corrupt.mp4", keep_fraction=0.3)
     Image.new("RGB", (8, 8), (10, 200, 10)).save(folder / "frame.jpg")
-    return {"clip": str(clip), "corrupt": str(corrupt), "jpeg": str(folder / "frame.jpg")}
+    mp3 = write_clip(folder / "track.mp3", audio=tone(330.0, 1.0, 44100), sample_rate=44100, audio_codec="libmp3lame")
+    return {"clip": str(clip), "corrupt": str(corrupt), "jpeg": str(folder / "frame.jpg"), "mp3": mp3}
 
 
 def frames_folder(folder, jpeg, n_frames=16):
@@ -67,7 +68,8 @@ def ve8_lists(root):
     """classInd + lists in annotations/ve8/ as the code bases keep them; no final newline, test list unlabelled."""
     number = {name: i + 1 for i, name in enumerate(VE8_CLASSES)}
     write(root / "classInd.txt", "\n".join(f"{number[c]} {c}" for c in VE8_CLASSES))
-    write(root / "trainlist01.txt", "\r\n".join(f"{c}/{i} {number[c]}" for c, i in VE8_TRAIN + [SHORT, BROKEN]))
+    lines = [f"{c}/{i} {number[c]}" for c, i in VE8_TRAIN + [SHORT, BROKEN]] + ["Anger/OfficeRage3 1"]  # listed twice
+    write(root / "trainlist01.txt", "\r\n".join(lines))
     write(root / "testlist01.txt", "\n".join(f"{c}/{i}" for c, i in VE8_TEST) + "\n\n")
 
 
@@ -75,7 +77,7 @@ def make_ve8_extracted(data, media, imgs="VideoEmotion8--imgs", mp3="VideoEmotio
     ve8_lists(data / "annotations" / "ve8")
     for class_name, video_id in VE8_TRAIN + VE8_TEST + [SHORT, BROKEN]:
         frames_folder(data / imgs / class_name / video_id, media["jpeg"], 0 if (class_name, video_id) == SHORT else 16)
-        put(media["clip"], data / mp3 / class_name / f"{video_id}.mp3")
+        put(media["mp3"], data / mp3 / class_name / f"{video_id}.mp3")
     write(data / imgs / BROKEN[0] / BROKEN[1] / "000001.jpg", "not a jpeg")
 
 
@@ -85,9 +87,10 @@ def test_ve8_extracted_frames_and_mp3_verbatim_ids_fresh_and_warm(tmp_path, medi
     with pytest.warns(SkippedExamplesWarning) as record:
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=cache)
     (message,) = [str(w.message) for w in record if w.category is SkippedExamplesWarning]
-    assert "skipped 2 listed example(s): 2 unreadable or unusable media" in message
+    assert "skipped 3 listed example(s): 1 duplicate entries in a split list (e.g. Anger/OfficeRage3); " \
+           "2 unreadable or unusable media" in message
     assert "Joy/TooShortToExtract (fewer than 16 frames (n_frames is 0" in message
-    assert "Trust/BrokenFrames (video stream without a frame size)" in message  # not an image
+    assert "Trust/BrokenFrames (" in message and "video stream without a frame size" in message  # not an image
     assert {split: part.num_rows for split, part in ds.items()} == {"train": 9, "test": 4}
     assert sorted(ds["train"]["video_id"]) == sorted(f"{c}/{i}" for c, i in VE8_TRAIN)
     assert ds["test"]["video_id"] == [f"{c}/{i}" for c, i in VE8_TEST]  # list order, trailing dots kept
@@ -103,9 +106,19 @@ def test_ve8_extracted_frames_and_mp3_verbatim_ids_fresh_and_warm(tmp_path, medi
     assert ds["train"].features["label"].names == [c.lower() for c in VE8_CLASSES]
     assert "Skipped while preparing" in ds["train"].info.description
     # warm cache: the same rows and the same counts, warned again
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 2 listed example.*when this cached copy was prepared"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 3 listed example.*when this cached copy was prepared"):
         warm = load_dataset("videoemotion8", data_dir=str(data), cache_dir=cache)
     assert warm["test"]["video_id"] == ds["test"]["video_id"] and warm["train"].num_rows == 9
+    # what training does with such rows: frames from the folder, sound from the mp3
+    from datasets_emotions import with_processor
+    from modeling_avcpnet.configuration_avcpnet import AVCPNetConfig
+    from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
+
+    config = AVCPNetConfig.tiny()
+    batch = with_processor(ds["test"], AVCPNetProcessor.from_model_config(config), training=False)[:2]
+    assert batch["pixel_values_videos"].shape[:3] == (2, config.num_segments, config.frames_per_segment)
+    assert batch["audio_mask"].all() and batch["input_features"].abs().sum() > 0
+    assert batch["labels"].tolist() == [VE8_CLASSES.index("Surprise"), VE8_CLASSES.index("Joy")]
 
 
 def test_ve8_annotation_json_and_configurable_roots(tmp_path, media):
@@ -128,10 +141,10 @@ def test_ve8_annotation_json_and_configurable_roots(tmp_path, media):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedExamplesWarning)
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"),
-                          frames_dir="pictures", audio_dir=str(data / "sound"))
-    # the JSON is keyed by bare id: OfficeRage3 survives once (in the class written last, Disgust)
+                          frames_dir="pictures", audio_dir=str(data / "sound"), annotation_path="ve8_01.json")
+    # the JSON is keyed by bare id: OfficeRage3 survives once, in the class written last (the repeated Anger line)
     assert ds["train"].num_rows == 8 and ds["test"].num_rows == 4
-    assert "Disgust/OfficeRage3" in ds["train"]["video_id"] and "Anger/OfficeRage3" not in ds["train"]["video_id"]
+    assert "Anger/OfficeRage3" in ds["train"]["video_id"] and "Disgust/OfficeRage3" not in ds["train"]["video_id"]
     assert ds["test"][0]["audio"] == str(data / "sound" / "Surprise" / "LongDistanceSurprise..mp3")
 
 
@@ -141,8 +154,9 @@ def test_ve8_raw_videos_and_misspelled_class_folder(tmp_path, media):
     for class_name, video_id in VE8_TRAIN + VE8_TEST:  # the original files: id + its extension
         put(media["clip"], data / class_name / f"{video_id}.mp4")
     put(media["corrupt"], data / SHORT[0] / f"{SHORT[1]}.mp4")
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 2 listed example.*1 listed videos not found "
-                                                    r"\(e.g. Trust/BrokenFrames\); 1 unreadable .*TooShortToExtract"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 3 listed example.*1 listed videos not found "
+                                                    r"\(e.g. Trust/BrokenFrames\); 1 duplicate .*; 1 unreadable .*"
+                                                    r"TooShortToExtract"):
         ds = load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     rows = {row["video_id"]: row for row in ds["train"]}
     assert rows["Surprise/EmilysBirthdaySurprise.mp4"]["video"] == str(data / "Surprise" /
@@ -152,8 +166,9 @@ def test_ve8_raw_videos_and_misspelled_class_folder(tmp_path, media):
     with pytest.raises(DataDirError, match=r"class folder 'Surprise/' \(named by 2 entries, e.g. .*trainlist01.txt:2\)"
                                            r".*found 'Suprise/': misspelled\?"):
         load_dataset("videoemotion8", data_dir=str(data), cache_dir=str(tmp_path / "c"))
-    with pytest.raises(ValueError, match=r"has the splits \['train', 'test'\], not 'validation'"):
-        os.rename(data / "Suprise", data / "Surprise")
+    os.rename(data / "Suprise", data / "Surprise")
+    with pytest.raises(ValueError, match=r"has the splits \['train', 'test'\], not 'validation'"), \
+            pytest.warns(SkippedExamplesWarning, match="when this cached copy was prepared"):
         load_dataset("videoemotion8", data_dir=str(data), split="validation", cache_dir=str(tmp_path / "c"))
 
 
@@ -188,7 +203,7 @@ def test_caer_static_unique_ids_and_wrong_kind(tmp_path, media):
     write(data / "test" / "Happy" / "0002.png", "not a png")
     with pytest.raises(DataDirError, match=r"hold images .*this is CAER-S; .*load_dataset\('caer', 'static'"):
         load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))
-    with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 .*test/Happy/0002 \(video stream without a frame size"):
+    with pytest.warns(SkippedExamplesWarning, match=r"skipped 1 .*test/Happy/0002 \(.*video stream without a frame"):
         ds = load_dataset("caer", "static", data_dir=str(data), cache_dir=str(tmp_path / "c"))
     assert ds["train"]["video_id"] == ["train/Angry/0001", "train/Happy/0001", "train/Surprise/0001"]
     assert set(ds["train"]["video_id"]).isdisjoint(ds["test"]["video_id"])  # numbering restarts per split
@@ -324,3 +339,15 @@ def test_import_loads_neither_torch_nor_transformers(tmp_path):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "datasets_emotions" in imported and "datasets" in imported
     assert not imported & {"torch", "transformers", "torchvision", "av"}, imported & {"torch", "transformers"}
+
+
+def test_empty_split_says_why_and_shows_the_layout(tmp_path, media):
+    data = tmp_path / "Ekman6"
+    write(data / "trainlist01.txt", "joy/1 4\njoy/2 4")
+    write(data / "testlist01.txt", "fear/3")
+    put(media["corrupt"], data / "joy" / "1.mp4")
+    put(media["clip"], data / "fear" / "3.mp4")
+    with pytest.raises(DataDirError, match=r"(?s)split 'train' has no usable example \(every listed example was "
+                                           r"skipped: 1 listed videos not found \(e.g. joy/2\); 1 unreadable .*"
+                                           r"Expected layout under data_dir:.*trainlist01.txt"):
+        load_dataset("ekman6", data_dir=str(data), cache_dir=str(tmp_path / "c"))

@@ -10,16 +10,13 @@ import torch
 from transformers import pipeline
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, truncated_copy, write_clip
-from modeling_avcpnet import AVCPNetConfig
-from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 from modeling_avcpnet.pipeline_avcpnet import (
     TASK,
     VIDEO_TASK,
     AVCPNetPipeline,
     AVCPNetVideoClassificationPipeline,
-    save_for_pipeline,
 )
-from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
+from modeling_avcpnet.processing_avcpnet import MissingAudioWarning
 
 from fresh_process import run_without_package
 
@@ -52,16 +49,10 @@ def make_bad_files(folder, good):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    config = AVCPNetConfig.tiny()
-    model = AVCPNetForVideoClassification(config).eval()
-    processor = AVCPNetProcessor.from_model_config(config)
-    folder = save_for_pipeline(model, processor, root / "checkpoint")
     clips = make_clips(root / "clips")
-    return {"folder": str(folder), "model": model, "processor": processor, "clips": clips,
-            "bad": make_bad_files(root / "bad", clips[0])}
+    return {**tiny_checkpoint, "clips": clips, "bad": make_bad_files(root / "bad", clips[0])}
 
 
 def manual_probabilities(model, processor, clips):
@@ -202,6 +193,7 @@ def test_video_classification_pipeline_takes_the_base_sampling_arguments(checkpo
 
 def test_model_folder_without_processor_files(checkpoint, tmp_path):
     checkpoint["model"].save_pretrained(tmp_path / "model_only")
+    (tmp_path / "model_only" / "processor_config.json").unlink()  # save_pretrained writes one: a folder that lost it
     with pytest.raises(ValueError, match="no processor files.*processor_config.json"):
         pipeline(TASK, model=str(tmp_path / "model_only"), trust_remote_code=True, device="cpu")
 

@@ -98,6 +98,53 @@ def test_arguments_from_yaml_with_command_line_overrides(tmp_path):
         train_hf.parse_arguments([str(config)])
 
 
+def test_refuses_to_select_the_best_checkpoint_on_the_test_split():
+    """Issue 14.5: selecting the best epoch on the split reported as the final test inflates the test numbers."""
+    with pytest.raises(ValueError, match="also the final test split"):
+        train_hf.parse_arguments([str(REPO / "configs" / "emotions.yaml"), "--eval_split", "test"])
+    _, data_args, training_args = train_hf.parse_arguments([str(REPO / "configs" / "emotions.yaml")])
+    assert training_args.load_best_model_at_end and training_args.do_predict
+    assert data_args.eval_split == "validation" and data_args.test_split == "test"
+
+
+def test_user_errors_end_with_one_clear_line(sample_cache, tmp_path):
+    """A wrong data_dir, best-on-test selection and a push with the Hub offline: exit status 1, one message,
+    no traceback."""
+    cases = {
+        "does not exist": ["configs/sample.yaml", "--dataset_name", "caer", "--data_dir", str(tmp_path / "missing")],
+        "final test split": ["configs/sample.yaml", "--eval_split", "test"],
+        "offline": tiny_run_args(tmp_path / "push", sample_cache, "--do_train", "--max_steps", "1",
+                                 "--push_to_hub", "--hub_model_id", "org/name"),
+    }
+    for expected, arguments in cases.items():
+        done = subprocess.run([sys.executable, "train_hf.py", *arguments, "--output_dir", str(tmp_path / "out")],
+                              cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 1, (expected, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, done.stderr[-2000:]
+        (error,) = [line for line in done.stderr.splitlines() if line.startswith("train_hf.py: error:")]
+        assert expected in done.stderr.split("train_hf.py: error:")[1], (expected, done.stderr[-2000:])
+
+
+def test_classification_heads_are_the_ones_the_model_class_declares():
+    """Not guessed by size: with num_labels == audio_segments the audio segment mixer has the heads' shape, and
+    MER 2023's valence_from_emotion (num_labels -> 1) does not."""
+    from modeling_avcpnet import AVCPNetConfig, MER2023Config
+    from transformers import AutoModelForVideoClassification
+
+    config = AVCPNetConfig.tiny(id2label={0: "a", 1: "b"})
+    assert config.num_labels == config.audio_segments
+    model = AutoModelForVideoClassification.from_config(config)
+    assert set(train_hf.classification_heads(model)) == {"classifier", "visual_classifier", "audio_classifier"}
+    visual_only = AutoModelForVideoClassification.from_config(AVCPNetConfig.tiny(modalities="visual"))
+    assert set(train_hf.classification_heads(visual_only)) == {"visual_classifier"}
+    mer = MER2023Config(feature_names=["a", "v"], feature_sizes=[6, 4], feature_modalities=["audio", "visual"],
+                        hidden_size=8)
+    heads = train_hf.classification_heads(AutoModelForVideoClassification.from_config(mer))
+    assert set(heads) == {"decoder.emotion", "decoder.valence_from_emotion"}
+    assert heads["decoder.valence_from_emotion"].in_features == mer.num_labels
+
+
 def test_metrics_match_sklearn():
     from sklearn.metrics import f1_score, recall_score
 
@@ -111,18 +158,7 @@ def test_metrics_match_sklearn():
     assert metrics["uar"] == pytest.approx(recall_score(references, predictions, average="macro"))
 
 
-class _TensorDataset(torch.utils.data.Dataset):
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, index):
-        return self.examples[index]
-
-
-def _accumulated_gradients(config, state_dict, examples, batch_size, accumulation, output_dir):
+def _accumulated_gradients(config, state_dict, examples, batch_size, accumulation, output_dir, list_dataset):
     from transformers import AutoModelForVideoClassification, TrainerCallback, TrainingArguments
 
     model = AutoModelForVideoClassification.from_config(config)
@@ -143,12 +179,12 @@ def _accumulated_gradients(config, state_dict, examples, batch_size, accumulatio
                              gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.0,
                              max_grad_norm=0.0, report_to="none", use_cpu=True, save_strategy="no",
                              remove_unused_columns=False, disable_tqdm=True, dataloader_drop_last=False)
-    trainer = train_hf.EPCETrainer(model=model, args=args, train_dataset=_TensorDataset(examples), callbacks=[Grab()])
+    trainer = train_hf.EPCETrainer(model=model, args=args, train_dataset=list_dataset(examples), callbacks=[Grab()])
     trainer.train()
     return grads
 
 
-def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+def test_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
     """2 micro-batches (2 + 1 samples) accumulated == one batch of 3: each branch's loss is normalised by its
     samples in the whole accumulated batch, not per micro-batch (which would weight the lone third sample twice);
     one clip has no audio, so the audio/fusion losses count 2 samples and the visual loss 3."""
@@ -167,14 +203,14 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path):
         "audio_mask": torch.tensor(has_audio),
         "labels": torch.tensor(label),
     } for label, has_audio in ((0, True), (3, False), (5, True))]
-    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a")
-    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b")
+    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a", list_dataset)
+    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b", list_dataset)
     assert accumulated.keys() == big_batch.keys() and len(accumulated) > 10
     for name in big_batch:
         torch.testing.assert_close(accumulated[name], big_batch[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
-def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path):
+def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
     """--model_type mer2023: the model's own loss (eq. 9, a micro-batch mean) is normalised over the accumulated
     batch by the same compute_loss, so 2 + 1 accumulated samples give the gradients of one batch of 3."""
     from modeling_avcpnet import MER2023Config
@@ -186,8 +222,8 @@ def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path):
     generator = torch.Generator().manual_seed(0)
     examples = [{"input_features": torch.randn(10, generator=generator), "labels": torch.tensor(label),
                  "valence_labels": torch.tensor(valence)} for label, valence in ((0, 0.5), (3, -2.0), (5, 1.5))]
-    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a")
-    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b")
+    accumulated = _accumulated_gradients(config, state_dict, examples, 2, 2, tmp_path / "a", list_dataset)
+    big_batch = _accumulated_gradients(config, state_dict, examples, 3, 1, tmp_path / "b", list_dataset)
     assert accumulated.keys() == big_batch.keys() and {"uncertainty.d_emotion", "uncertainty.d_valence"} <= set(
         big_batch)
     for name in big_batch:
@@ -241,6 +277,7 @@ def test_hub_folder_loads_by_repo_id_offline(trained, tmp_path):
     test_accuracy = trained["results"]["test"]["accuracy"]
     assert reported[("test", "Accuracy (fused)")] == pytest.approx(test_accuracy, abs=1e-4)
     assert "| fear | negative |" in card and "learning_rate: 0.001" in card
+    assert "optimizer: adamw_torch" in card and "OptimizerNames" not in card and "SchedulerType" not in card
 
     # Populate a Hugging Face cache as a download would, then load by repo id with the Hub switched off.
     hf_home = tmp_path / "hf_home"
@@ -255,6 +292,7 @@ def test_hub_folder_loads_by_repo_id_offline(trained, tmp_path):
     video = trained["trainer"].eval_dataset  # a transformed split: examples are model inputs
     inputs = video[0:2]
     inputs.pop("labels")
+    assert inputs.pop("decode_error") == ["", ""]  # train_hf's splits mark clips that fail to decode
     with torch.no_grad():
         expected = model(**inputs).logits
     torch.save({"inputs": dict(inputs), "expected": expected, "processor_class": type(processor).__name__}, example)
@@ -322,6 +360,8 @@ def test_finetune_six_label_checkpoint_on_seven_label_dataset(trained, tmp_path)
     assert len(saved["id2label"]) == 7 and saved["label2polarity"]["surprise"] in ("positive", "neutral", "negative")
     assert np.array(json.loads((tmp_path / "out" / "eval_confusion_matrix.json").read_text())["matrix"]).shape == (7, 7)
     assert result["global_step"] == 2
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert checkpoint not in card and "base_model" not in card.split("---")[1]  # never a path of this machine
 
 
 def _run_script(args, env_extra=None, **kwargs):
@@ -366,6 +406,8 @@ def test_two_cpu_processes_with_torchrun(sample_cache, tmp_path):
     assert process.returncode == 0, log[-4000:]
     assert "process 0/2 finished" in log and "process 1/2 finished" in log, log[-3000:]
     assert log.count("wrote evaluation report") == 1, log[-3000:]
+    assert "WARNING" not in log.split("wrote evaluation report")[0].splitlines()[-1]  # a normal event: INFO
+    assert "find_unused_parameters" not in log and "pin_memory" not in log, log[-3000:]
     matrix = json.loads((output_dir / "eval_confusion_matrix.json").read_text())
     assert np.array(matrix["matrix"]).sum() == 6  # the gathered predictions, without the sampler's padding
     results = json.loads((output_dir / "all_results.json").read_text())

@@ -12,7 +12,6 @@ from typing import Any, Optional
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..labels import POLARITIES
 
 BRANCHES = ("fusion", "visual", "audio")
 MODEL_TYPES = ("avcpnet", "mer2023")
@@ -41,7 +40,7 @@ class ModelArguments:
         metadata={"help": "Config fields to override, as JSON ('{\"embed_dim\": 32}') or a mapping in a YAML file."},
     )
     fusion_type: Optional[str] = field(
-        default=None, metadata={"help": "sum | concat | ew_sum | neural | gated (paper table 8)."}
+        default=None, metadata={"help": "sum | concat | ew_sum | ew_product | neural | gated (paper table 8)."}
     )
     modalities: Optional[str] = field(
         default=None, metadata={"help": "audio_visual | visual | audio (paper table 7)."}
@@ -74,8 +73,10 @@ class ModelArguments:
     vision_backbone: Optional[str] = field(
         default=None, metadata={"help": "mer2023: image AutoModel (folder or Hub id) for frame-level features."}
     )
-    audio_layers: str = field(
-        default="18,19,20", metadata={"help": "mer2023: hidden-state layers of the audio backbone, e.g. '18,19,20'."}
+    audio_layers: Optional[str] = field(
+        default=None,
+        metadata={"help": "mer2023: hidden-state layers of the audio backbone, e.g. '18,19,20' (HuBERT-large, the "
+                          "paper). Default: three layers three quarters of the way up the backbone in use."},
     )
     num_frames: int = field(default=8, metadata={"help": "mer2023: frames per clip for the visual features."})
     fusion_structure: str = field(
@@ -138,7 +139,33 @@ def parse_arguments(argv: Optional[list[str]] = None) -> tuple[ModelArguments, D
     )
     if rest:
         raise ValueError(f"unknown command-line arguments: {rest}")
+    check_model_selection(data_args, training_args)
     return model_args, data_args, training_args
+
+
+def check_model_selection(data_args: DataArguments, training_args: TrainingArguments) -> None:
+    """Refuse to pick the best checkpoint on the split the run reports as its final test: that inflates the
+    reported test numbers. Selection (`--load_best_model_at_end`/`--metric_for_best_model`) must use another
+    evaluation split (`--eval_split validation`)."""
+    selects = training_args.load_best_model_at_end or training_args.metric_for_best_model is not None
+    if selects and training_args.do_train and data_args.eval_split == data_args.test_split:
+        raise ValueError(
+            f"--metric_for_best_model {training_args.metric_for_best_model} would select the best checkpoint on split "
+            f"{data_args.eval_split!r}, which is also the final test split (--test_split {data_args.test_split}): "
+            f"select on a validation split (--eval_split validation) or drop --load_best_model_at_end/"
+            f"--metric_for_best_model")
+
+
+def adapt_training_arguments(training_args: TrainingArguments) -> None:
+    """Settings this recipe needs, and quiet defaults for warnings that say nothing about the run."""
+    # The examples are made on the fly from the `video`/`audio` columns by a transform: keep them.
+    training_args.remove_unused_columns = False
+    if training_args.dataloader_pin_memory and training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin for: avoids torch's warning on every run
+    if training_args.ddp_find_unused_parameters is None:
+        # Every parameter of the built model takes part in the loss (modules a config leaves out are not built),
+        # so DDP need not search the graph (and warn that it found nothing) on every step.
+        training_args.ddp_find_unused_parameters = False
 
 
 def as_float_mapping(value: Any, keys: tuple[str, ...], name: str) -> Optional[dict[str, float]]:

@@ -69,7 +69,9 @@ def mer2023_feature_splits(model_args: ModelArguments, data_args: DataArguments,
     if not (model_args.audio_backbone or model_args.vision_backbone):
         raise ValueError("--model_type mer2023 needs --audio_backbone and/or --vision_backbone (folders or Hub ids "
                          "of AutoModel backbones)")
-    layers = [int(layer) for layer in str(model_args.audio_layers).split(",") if layer.strip()]
+    layers = None  # default: fits the backbone's depth
+    if model_args.audio_layers is not None:
+        layers = [int(layer) for layer in str(model_args.audio_layers).split(",") if layer.strip()]
     extractor = MER2023DeepFeatureExtractor.from_pretrained(
         model_args.audio_backbone, model_args.vision_backbone, audio_layers=layers, num_frames=model_args.num_frames)
     features = {}

@@ -44,6 +44,7 @@ class TrainingTask:
     display_name: str
     logged_terms: tuple[str, ...] = ()
     has_processor = True
+    data_collator: Optional[Callable] = None  # the Trainer's default when None
 
     def sample_counts(self, inputs: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -69,8 +70,13 @@ class TrainingTask:
         """The splits as the model consumes them, and the config fields they imply (None: nothing)."""
         return splits, None
 
-    def trainer_dataset(self, split, processor, training: bool):
-        """One prepared split as the Trainer's dataset."""
+    def saved_processor(self):
+        """For a task without an on-the-fly processor (`has_processor = False`): the processor to save with the
+        model so that its folder goes from a video file to predictions (None: nothing to save)."""
+        return None
+
+    def trainer_dataset(self, split, processor, training: bool, seed: int = 0):
+        """One prepared split as the Trainer's dataset (`seed`: of the training augmentation)."""
         return split
 
 
@@ -115,10 +121,22 @@ class AVCPNetTask(TrainingTask):
 
         return build_model_card(trainer, **context)
 
-    def trainer_dataset(self, split, processor, training):
+    @property
+    def data_collator(self):
+        from .clip_data import collate_skipping_bad_clips
+
+        return collate_skipping_bad_clips
+
+    def trainer_dataset(self, split, processor, training, seed=0):
+        """Clips that fail to decode are dropped from their batch and counted (`*_skipped_clips`); a training
+        example draws its random crops from (seed, epoch, index), so that a resumed run is exact."""
         from datasets_emotions import with_processor
 
-        return with_processor(split, processor, training=training)
+        from .clip_data import SeededAugmentation
+
+        if training:
+            return SeededAugmentation(split, processor, seed=seed)
+        return with_processor(split, processor, training=False, skip_bad_files=True)
 
 
 class MER2023Task(TrainingTask):
@@ -129,7 +147,7 @@ class MER2023Task(TrainingTask):
     model_type = "mer2023"
     display_name = "MER 2023 system"
     logged_terms = ("emotion", "valence")
-    has_processor = False  # trains on cached features: nothing to process on the fly
+    has_processor = False  # trains on cached features: nothing to process on the fly (see saved_processor)
 
     def sample_counts(self, inputs):
         count = torch.tensor(len(inputs["labels"]), device=inputs["labels"].device)
@@ -155,14 +173,22 @@ class MER2023Task(TrainingTask):
         return write_mer2023_report(output_dir, prefix, predictions, label_ids, id2label)
 
     def model_card(self, trainer, **context):
-        logger.info("no model card for a mer2023 model yet (hub_cards/model_card_template.md describes AV-CPNet)")
+        logger.info("mer2023: the folder keeps the card its save_pretrained wrote (no results card template yet)")
         return None
 
     def prepare_splits(self, model_args, data_args, splits):
         from .data import mer2023_feature_splits
 
         extractor, features = mer2023_feature_splits(model_args, data_args, splits)
+        self.extractor = extractor  # kept for saved_processor
         return features, extractor.config_kwargs()
+
+    def saved_processor(self):
+        """`MER2023Processor` over the backbones the features came from (saved with every checkpoint)."""
+        from ..processing_mer2023 import MER2023Processor
+
+        extractor = getattr(self, "extractor", None)
+        return MER2023Processor.from_extractor(extractor) if extractor is not None else None
 
 
 TASKS: dict[str, TrainingTask] = {task.model_type: task for task in (AVCPNetTask(), MER2023Task())}

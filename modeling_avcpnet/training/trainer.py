@@ -51,6 +51,10 @@ class EPCETrainer(Trainer):
         self.task = task or get_task(self.model.config.model_type)
         self.card_context = dict(card_context or {})
         self._term_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+        # Clips that could not be decoded (the collator lists them in `skipped_clips`): their error messages per
+        # phase ("train", or the evaluation's metric prefix); each file is logged once.
+        self.skipped_clips: dict[str, set[str]] = {}
+        self._phase = "train"
 
     @property
     def model_config(self):
@@ -61,6 +65,38 @@ class EPCETrainer(Trainer):
         super().save_model(output_dir, _internal_call)
         if self.processor is not None and self.args.should_save:
             self.processor.save_pretrained(output_dir or self.args.output_dir)
+
+    # ---- data: seeded augmentation (exact resume), clips that fail to decode ----
+
+    def _get_train_sampler(self, train_dataset=None):
+        from .clip_data import EpochKeySampler, SeededAugmentation
+
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if isinstance(dataset, SeededAugmentation):  # the epoch reaches the DataLoader workers in the keys
+            return EpochKeySampler(len(dataset), seed=self.args.data_seed or self.args.seed)
+        return super()._get_train_sampler(train_dataset)
+
+    def _prepare_inputs(self, inputs):
+        skipped = inputs.pop("skipped_clips", None) if isinstance(inputs, dict) else None
+        if skipped:
+            seen = set().union(*self.skipped_clips.values())
+            for message in dict.fromkeys(skipped):
+                if message not in seen:
+                    logger.warning("skipping a clip that cannot be decoded: %s", message)
+            phase = "train" if self.model.training else self._phase
+            self.skipped_clips.setdefault(phase, set()).update(skipped)
+        return super()._prepare_inputs(inputs)
+
+    @staticmethod
+    def _is_empty(inputs) -> bool:
+        """True for a batch in which no clip could be decoded (labels of size 0, no model inputs)."""
+        return "labels" in inputs and inputs["labels"].numel() == 0
+
+    @staticmethod
+    def _zero_loss(model) -> torch.Tensor:
+        """The loss of an empty batch: zero, but attached to every parameter so that backward (and DDP's gradient
+        synchronisation) runs as for any batch."""
+        return sum(parameter.sum() for parameter in model.parameters() if parameter.requires_grad) * 0.0
 
     # ---- loss ----
 
@@ -83,6 +119,8 @@ class EPCETrainer(Trainer):
         return batch_samples, dict(zip(names, counts))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self._is_empty(inputs):
+            return (self._zero_loss(model), None) if return_outputs else self._zero_loss(model)
         counts = self.task.sample_counts(inputs)
         parts = self.task.loss(model, self.model_config, inputs)
         if model.training:
@@ -128,6 +166,8 @@ class EPCETrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """(loss, the task's predictions, labels); the loss terms are accumulated for the evaluation log."""
         inputs = self._prepare_inputs(inputs)
+        if self._is_empty(inputs):
+            return None, None, None
         with torch.no_grad():
             parts = self.task.loss(model, self.model_config, inputs)
         self._accumulate("eval", parts.logged, self.task.sample_counts(inputs))
@@ -142,9 +182,16 @@ class EPCETrainer(Trainer):
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix="eval"):
         self._term_sums["eval"].clear()
-        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
-                                         metric_key_prefix)
+        self._phase = metric_key_prefix
+        self.skipped_clips.pop(metric_key_prefix, None)
+        try:
+            output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
+                                             metric_key_prefix)
+        finally:
+            self._phase = "train"
         output.metrics.update(self._reduce_logged_losses("eval", f"{metric_key_prefix}_"))
+        if self.task.data_collator is not None:
+            output.metrics[f"{metric_key_prefix}_skipped_clips"] = len(self.skipped_clips.get(metric_key_prefix, ()))
         # predictions are gathered on every process: write the files once.
         if self.is_world_process_zero() and output.predictions is not None and output.label_ids is not None:
             id2label = {int(k): v for k, v in self.model_config.id2label.items()}

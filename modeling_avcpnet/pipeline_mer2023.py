@@ -1,0 +1,63 @@
+"""The `audio-visual-emotion-classification` pipeline for MER 2023 models: emotion scores and valence per clip.
+
+A folder saved from `MER2023ForEmotionValence` names this class in `config.custom_pipelines`, so
+`pipeline("audio-visual-emotion-classification", model=folder_or_repo_id, trust_remote_code=True)` returns it
+(the package registers `AVCPNetPipeline` for the task; this class is used through the folder's entry only).
+
+Copied into saved folders: it may import only torch, transformers and its sibling files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AutoFeatureExtractor
+
+from .labels import MER2023_POLARITY, POLARITIES
+from .pipeline_avcpnet import AVCPNetPipeline
+
+
+class MER2023Pipeline(AVCPNetPipeline):
+    """Like [`AVCPNetPipeline`] (same inputs, per-clip dicts with `label`, `score`, `labels`, `polarity`,
+    `polarity_score`, `polarity_scores`, `has_audio`), plus `valence`: the model's valence estimate (the MER 2023
+    scale, negative to positive). The processor is the folder's [`MER2023Processor`] (deep features of the saved
+    backbones); polarity comes from `config.label2polarity`, else the MER 2023 map."""
+
+    def __init__(self, model, processor=None, **kwargs):
+        feature_extractor = kwargs.pop("feature_extractor", None)
+        if processor is None and feature_extractor is not None:
+            processor = feature_extractor
+        if processor is None and getattr(model, "name_or_path", None):
+            processor = AutoFeatureExtractor.from_pretrained(model.name_or_path, trust_remote_code=True)
+        super().__init__(model=model, processor=processor, **kwargs)
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        outputs = self.model(input_features=model_inputs["input_features"])
+        batch_size = outputs.logits.shape[0]
+        return {"logits": outputs.logits, "valence": outputs.valence.reshape(batch_size),
+                "audio_mask": torch.ones(batch_size, dtype=torch.bool)}
+
+    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
+        config = self.model.config
+        probabilities = model_outputs["logits"][0].float().softmax(-1).cpu()
+        label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
+        polarity_ids = torch.tensor([POLARITIES.index(label2polarity.get(config.id2label[i], "neutral"))
+                                     for i in range(len(probabilities))])
+        polarity_scores = torch.zeros(len(POLARITIES)).index_add_(0, polarity_ids, probabilities)
+        scores, ids = probabilities.topk(min(top_k, probabilities.numel()))
+        labels = [{"label": config.id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
+        polarity_id = int(polarity_scores.argmax())
+        return {
+            "label": labels[0]["label"],
+            "score": labels[0]["score"],
+            "labels": labels,
+            "polarity": POLARITIES[polarity_id],
+            "polarity_score": float(polarity_scores[polarity_id]),
+            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
+            "valence": float(model_outputs["valence"].reshape(-1)[0]),
+            "has_audio": True,
+        }
+
+
+__all__ = ["MER2023Pipeline"]

@@ -1,0 +1,88 @@
+"""Training data of `train_hf.py` for models that read raw clips: exact-resume augmentation and bad-clip skipping.
+
+- [`SeededAugmentation`] + [`EpochKeySampler`]: every training example's random sampling and augmentation is a
+  function of `(seed, epoch, index)` (`datasets_emotions.transforms.example_generator`), so that a run interrupted
+  and resumed from a checkpoint sees exactly the examples of an uninterrupted one, with any number of DataLoader
+  workers, persistent or not;
+- [`collate_skipping_bad_clips`]: rows whose clip failed to decode (`BatchTransform(skip_bad_files=True)`) are left
+  out of the batch and listed in `skipped_clips`, which `EPCETrainer` logs once per file and counts.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import datasets
+import torch
+
+from datasets_emotions.transforms import BatchTransform
+
+
+def collate_skipping_bad_clips(rows: list[dict]) -> dict:
+    """DataLoader collate function for rows of a ``BatchTransform(skip_bad_files=True)``: stacks the rows that
+    decoded, and lists the error messages of the others under ``skipped_clips`` (a trainer reports and removes it
+    before the model call). A batch in which every clip failed has ``labels`` of size 0 and no model inputs."""
+    skipped = [row["decode_error"] for row in rows if row.get("decode_error")]
+    good = [row for row in rows if not row.get("decode_error")]
+    batch: dict = {}
+    if good:
+        for key in good[0]:
+            if key == "decode_error":
+                continue
+            values = [row[key] for row in good]
+            batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.as_tensor(values)
+    else:
+        batch["labels"] = torch.zeros(0, dtype=torch.long)
+    batch["skipped_clips"] = skipped
+    return batch
+
+
+class SeededAugmentation(torch.utils.data.Dataset):
+    """Training examples whose random sampling and augmentation are a function of ``(seed, epoch, index)`` only,
+    so that a run interrupted and resumed from a checkpoint sees exactly the examples of an uninterrupted one, with
+    any number of DataLoader workers (persistent or not).
+
+    The epoch reaches the workers through the keys: [`EpochKeySampler`] yields ``epoch * len(self) + index``
+    (a plain sampler's keys ``0 .. len - 1`` all read as epoch 0). Rows come out as from
+    ``BatchTransform(skip_bad_files=True)``; batch them with [`collate_skipping_bad_clips`].
+    """
+
+    def __init__(self, dataset: datasets.Dataset, processor: Callable, seed: int, **processor_kwargs):
+        self.dataset = dataset.with_format(None)
+        self.transform = BatchTransform(processor, training=True, skip_bad_files=True, seed=seed,
+                                        **processor_kwargs)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitems__(self, keys: list[int]) -> list[dict]:
+        size = len(self.dataset)
+        example_keys = [(int(key) // size, int(key) % size) for key in keys]
+        batch = self.transform(self.dataset[[index for _, index in example_keys]], example_keys=example_keys)
+        return [{name: values[row] for name, values in batch.items()} for row in range(len(keys))]
+
+    def __getitem__(self, key: int) -> dict:
+        return self.__getitems__([key])[0]
+
+
+class EpochKeySampler(torch.utils.data.Sampler):
+    """A random order of ``range(size)`` drawn from ``seed + epoch`` (like accelerate's seedable sampler), yielded
+    as keys ``epoch * size + index`` for [`SeededAugmentation`]. The Trainer calls ``set_epoch`` before each
+    epoch (also the resumed one)."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        offset = self.epoch * self.size
+        return iter((torch.randperm(self.size, generator=generator) + offset).tolist())
+
+
+__all__ = ["EpochKeySampler", "SeededAugmentation", "collate_skipping_bad_clips"]
