@@ -31,6 +31,8 @@ def add_pipeline_entry(config, pipeline_class: type) -> None:
     custom = dict(getattr(config, "custom_pipelines", None) or {})
     custom[PIPELINE_TASK] = {"impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
                              "pt": ["AutoModelForVideoClassification"], "type": "multimodal"}
+    # A pipeline file may serve more tasks (AV-CPNet's also the standard "video-classification").
+    custom.update(getattr(pipeline_class, "custom_pipelines", dict)())
     config.custom_pipelines = custom
 
 

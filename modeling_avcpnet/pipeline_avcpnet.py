@@ -253,25 +253,16 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
             "error": None,
         }
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
-        """Save the model (its `config.json` listing both tasks in `custom_pipelines`), this file with its sibling
-        files, and the processor, so that `pipeline(task, model=save_directory, trust_remote_code=True)` works for
-        both tasks without this package installed. The in-memory config is left as it was, so that a later plain
-        `model.save_pretrained` does not name a pipeline file it does not write."""
-        from transformers.dynamic_module_utils import custom_object_save
+    @staticmethod
+    def custom_pipelines() -> dict[str, dict[str, Any]]:
+        """The tasks a saved folder names in `config.custom_pipelines` (read by `hub_repo_avcpnet`)."""
+        return custom_pipelines()
 
-        os.makedirs(save_directory, exist_ok=True)
-        config = self.model.config
-        had_entry, previous = hasattr(config, "custom_pipelines"), getattr(config, "custom_pipelines", None)
-        config.custom_pipelines = custom_pipelines()
-        try:
-            custom_object_save(self, save_directory)
-            self.model.save_pretrained(save_directory, **kwargs)
-        finally:
-            if had_entry:
-                config.custom_pipelines = previous
-            else:
-                delattr(config, "custom_pipelines")
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
+        """Save the model, a complete Hub repo (`config.json` listing both tasks in `custom_pipelines`, this file
+        and its siblings: see `hub_repo_avcpnet`), and the processor, so that `pipeline(task, model=save_directory,
+        trust_remote_code=True)` works for both tasks without this package installed."""
+        self.model.save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
 
