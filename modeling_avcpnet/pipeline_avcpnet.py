@@ -253,10 +253,11 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
             "error": None,
         }
 
-    @staticmethod
-    def custom_pipelines() -> dict[str, dict[str, Any]]:
-        """The tasks a saved folder names in `config.custom_pipelines` (read by `hub_repo_avcpnet`)."""
-        return custom_pipelines()
+    @classmethod
+    def custom_pipelines(cls) -> dict[str, dict[str, Any]]:
+        """The tasks a saved folder names in `config.custom_pipelines` (read by `hub_repo_avcpnet`); subclasses
+        for other model types (MER 2023) declare their own."""
+        return custom_pipelines() if cls is AVCPNetPipeline else {}
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
         """Save the model, a complete Hub repo (`config.json` listing both tasks in `custom_pipelines`, this file
