@@ -138,6 +138,19 @@ def preprocess_clip(processor, inputs, **video_kwargs) -> dict[str, Any]:
     return dict(features)
 
 
+def emotion_result(id2label: dict, probabilities: torch.Tensor, polarity_ids: list[int], top_k: int) -> dict:
+    """The emotion part of a result: `label`, `score`, `labels` (top `top_k`), `polarity`, `polarity_score` (the
+    polarity whose classes have the largest summed probability, and that sum) and `polarity_scores`."""
+    probabilities = probabilities.cpu()
+    polarity_scores = torch.zeros(len(POLARITIES)).index_add_(0, torch.as_tensor(polarity_ids), probabilities)
+    scores, ids = probabilities.topk(min(top_k, probabilities.numel()))
+    labels = [{"label": id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
+    polarity_id = int(polarity_scores.argmax())
+    return {"label": labels[0]["label"], "score": labels[0]["score"], "labels": labels,
+            "polarity": POLARITIES[polarity_id], "polarity_score": float(polarity_scores[polarity_id]),
+            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist()))}
+
+
 class _OneResultPerInput:
     """What both pipelines share: the processor turns each input into model inputs, or into an error entry when its
     media cannot be decoded; batches mix both (the model runs on the good rows only)."""
@@ -235,23 +248,8 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
                     "polarity_scores": None, "has_audio": None, "error": error}
         config = self.model.config
         probabilities = model_outputs["logits"][0].float().softmax(-1)
-        polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
-            0, torch.tensor(config.polarity_ids), probabilities.cpu()
-        )
-        top_k = min(top_k, probabilities.numel())
-        scores, ids = probabilities.topk(top_k)
-        labels = [{"label": config.id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
-        polarity_id = int(polarity_scores.argmax())
-        return {
-            "label": labels[0]["label"],
-            "score": labels[0]["score"],
-            "labels": labels,
-            "polarity": POLARITIES[polarity_id],
-            "polarity_score": float(polarity_scores[polarity_id]),
-            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
-            "has_audio": bool(model_outputs["audio_mask"].reshape(-1)[0]),
-            "error": None,
-        }
+        return {**emotion_result(config.id2label, probabilities, config.polarity_ids, top_k),
+                "has_audio": bool(model_outputs["audio_mask"].reshape(-1)[0]), "error": None}
 
     @classmethod
     def custom_pipelines(cls) -> dict[str, dict[str, Any]]:
@@ -330,4 +328,4 @@ def _register() -> None:
 _register()
 
 __all__ = ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "TASK", "VIDEO_TASK", "custom_pipelines",
-           "preprocess_clip", "save_for_pipeline"]
+           "emotion_result", "preprocess_clip", "save_for_pipeline"]

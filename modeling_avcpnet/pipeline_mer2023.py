@@ -15,7 +15,7 @@ import torch
 from transformers import AutoFeatureExtractor
 
 from .labels import MER2023_POLARITY, POLARITIES
-from .pipeline_avcpnet import AVCPNetPipeline
+from .pipeline_avcpnet import AVCPNetPipeline, emotion_result
 
 
 class MER2023Pipeline(AVCPNetPipeline):
@@ -44,20 +44,8 @@ class MER2023Pipeline(AVCPNetPipeline):
         label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
         polarity_ids = torch.tensor([POLARITIES.index(label2polarity.get(config.id2label[i], "neutral"))
                                      for i in range(len(probabilities))])
-        polarity_scores = torch.zeros(len(POLARITIES)).index_add_(0, polarity_ids, probabilities)
-        scores, ids = probabilities.topk(min(top_k, probabilities.numel()))
-        labels = [{"label": config.id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
-        polarity_id = int(polarity_scores.argmax())
-        return {
-            "label": labels[0]["label"],
-            "score": labels[0]["score"],
-            "labels": labels,
-            "polarity": POLARITIES[polarity_id],
-            "polarity_score": float(polarity_scores[polarity_id]),
-            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
-            "valence": float(model_outputs["valence"].reshape(-1)[0]),
-            "has_audio": True,
-        }
+        return {**emotion_result(config.id2label, probabilities, polarity_ids, top_k),
+                "valence": float(model_outputs["valence"].reshape(-1)[0]), "has_audio": True}
 
 
 __all__ = ["MER2023Pipeline"]
