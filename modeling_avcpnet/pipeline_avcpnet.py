@@ -122,11 +122,15 @@ class AVCPNetPipeline(Pipeline):
             audio_mask = torch.ones(batch_size, dtype=torch.bool)
         return {"logits": outputs.logits, "audio_mask": audio_mask}
 
+    def polarity_ids(self) -> list[int]:
+        """The polarity (index in POLARITIES) of each class id."""
+        return self.model.config.polarity_ids
+
     def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
         config = self.model.config
         probabilities = model_outputs["logits"][0].float().softmax(-1)
         polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
-            0, torch.tensor(config.polarity_ids), probabilities.cpu()
+            0, torch.tensor(self.polarity_ids()), probabilities.cpu()
         )
         top_k = min(top_k, probabilities.numel())
         scores, ids = probabilities.topk(top_k)

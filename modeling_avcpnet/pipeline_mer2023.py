@@ -38,26 +38,13 @@ class MER2023Pipeline(AVCPNetPipeline):
         return {"logits": outputs.logits, "valence": outputs.valence.reshape(batch_size),
                 "audio_mask": torch.ones(batch_size, dtype=torch.bool)}
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
+    def polarity_ids(self) -> list[int]:
         config = self.model.config
-        probabilities = model_outputs["logits"][0].float().softmax(-1).cpu()
         label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
-        polarity_ids = torch.tensor([POLARITIES.index(label2polarity.get(config.id2label[i], "neutral"))
-                                     for i in range(len(probabilities))])
-        polarity_scores = torch.zeros(len(POLARITIES)).index_add_(0, polarity_ids, probabilities)
-        scores, ids = probabilities.topk(min(top_k, probabilities.numel()))
-        labels = [{"label": config.id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
-        polarity_id = int(polarity_scores.argmax())
-        return {
-            "label": labels[0]["label"],
-            "score": labels[0]["score"],
-            "labels": labels,
-            "polarity": POLARITIES[polarity_id],
-            "polarity_score": float(polarity_scores[polarity_id]),
-            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
-            "valence": float(model_outputs["valence"].reshape(-1)[0]),
-            "has_audio": True,
-        }
+        return [POLARITIES.index(label2polarity.get(config.id2label[i], "neutral")) for i in range(config.num_labels)]
+
+    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
+        return {**super().postprocess(model_outputs, top_k), "valence": float(model_outputs["valence"].reshape(-1)[0])}
 
 
 __all__ = ["MER2023Pipeline"]
