@@ -142,6 +142,9 @@ class _OneResultPerInput:
     """What both pipelines share: the processor turns each input into model inputs, or into an error entry when its
     media cannot be decoded; batches mix both (the model runs on the good rows only)."""
 
+    # model output fields returned per clip (padded with NaN for inputs that failed); MER 2023 adds `valence`
+    per_clip_outputs = ("logits",)
+
     _load_processor = None  # loaded when present; __init__ then says clearly what is missing
     _load_image_processor = False
     _load_video_processor = False
@@ -163,23 +166,32 @@ class _OneResultPerInput:
         return {**features, "errors": [None]}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
-        """`logits` `(batch, num_labels)` (NaN for inputs that failed), `audio_mask` `(batch,)`, `errors`."""
+        """`logits` `(batch, num_labels)` (NaN for inputs that failed; likewise every field of `per_clip_outputs`),
+        `audio_mask` `(batch,)`, `errors`."""
         dtype = self.model.dtype
         tensors = {key: value.to(dtype) if value.is_floating_point() else value
                    for key, value in model_inputs.items() if key in self._forward_input_names}
         errors = model_inputs.get("errors")
         if errors is None:  # inputs made by `preprocess_clip` directly (e.g. `avcpnet predict`)
-            errors = [None] * len(model_inputs["audio_mask"])
+            errors = [None] * len(next(value for value in model_inputs.values() if isinstance(value, torch.Tensor)))
         good = [position for position, error in enumerate(errors) if error is None]
+        num_labels = self.model.config.num_labels
         if not good:
-            return {"logits": torch.full((len(errors), self.model.config.num_labels), float("nan")),
+            return {**{name: torch.full((len(errors), num_labels) if name == "logits" else (len(errors),),
+                                        float("nan")) for name in self.per_clip_outputs},
                     "audio_mask": torch.zeros(len(errors), dtype=torch.bool), "errors": errors}
-        output = self.model(**tensors).logits
-        logits = output.new_full((len(errors), output.shape[-1]), float("nan"))
-        logits[good] = output
-        audio_mask = torch.zeros(len(errors), dtype=torch.bool, device=output.device)
-        audio_mask[good] = model_inputs["audio_mask"].to(output.device).bool()
-        return {"logits": logits, "audio_mask": audio_mask, "errors": errors}
+        outputs = self.model(**tensors)
+        padded = {}
+        for name in self.per_clip_outputs:
+            value = outputs[name].reshape(len(good), -1) if name != "logits" else outputs[name]
+            full = value.new_full((len(errors), *value.shape[1:]), float("nan"))
+            full[good] = value
+            padded[name] = full if name == "logits" else full.reshape(len(errors))
+        audio_mask = torch.zeros(len(errors), dtype=torch.bool, device=outputs.logits.device)
+        # processors of models without a separate audio branch (MER 2023) give no mask: every clip has its sound
+        given = model_inputs.get("audio_mask")
+        audio_mask[good] = given.to(audio_mask.device).bool() if given is not None else True
+        return {**padded, "audio_mask": audio_mask, "errors": errors}
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         # The base class pads batches with a tokenizer or feature extractor; our clips all have the same shapes,
@@ -228,6 +240,10 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     def preprocess(self, inputs, on_error: str = "report") -> dict[str, Any]:
         return self._prepare(inputs, on_error)
 
+    def polarity_ids(self) -> list[int]:
+        """The polarity (index in POLARITIES) of each class id."""
+        return self.model.config.polarity_ids
+
     def postprocess(self, model_outputs: dict[str, Any], top_k: int = 5) -> dict[str, Any]:
         error = self._error_of(model_outputs)
         if error is not None:
@@ -236,7 +252,7 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
         config = self.model.config
         probabilities = model_outputs["logits"][0].float().softmax(-1)
         polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
-            0, torch.tensor(config.polarity_ids), probabilities.cpu()
+            0, torch.tensor(self.polarity_ids()), probabilities.cpu()
         )
         top_k = min(top_k, probabilities.numel())
         scores, ids = probabilities.topk(top_k)
