@@ -3,8 +3,13 @@
 - table 7: audio only, visual only, audio+visual (concat fusion, no CAF, plain CE), + CAF layer, + SF layer
   (sum fusion), + EP-CE loss (gammas 0.5);
 - table 8: the five fusion types with the CAF layer, plain CE (as in the paper, where table 8's ConcatFusion and
-  SumFusion rows equal table 7's "+ CAF" and "+ SF" rows);
+  SumFusion rows equal table 7's "+ CAF" and "+ SF" rows); EW-SumFusion is the plain element-wise sum (`ew_sum`),
+  GatedFusion gates the visual features by the audio ones;
 - table 9: EP-CE gammas (pos : neu : neg) with sum fusion and CAF.
+
+Each audio-visual variant runs with each unimodal-head placement of `--unimodal_heads` (`sf_terms`: the SF layer's
+per-modality terms on the post-CAF features, the public code's and the default; `separate`: a classifier per modality
+on the pre-CAF features); the single-modality rows have no fusion, so the placement does not apply to them.
 
 Every run trains with `EPCETrainer` (the same loss, optimiser and schedule as `train_hf.py`). To fit dozens of runs
 into minutes on a CPU, the clips are processed once (eval-mode processor: centred snippets, no augmentation) and
@@ -13,6 +18,7 @@ job's numbers (which trains with augmentation). Writes a markdown table of mean 
 of test accuracy, WA-F1 and each branch's accuracy.
 
     .venv/bin/python benchmarks/ablate.py --seeds 1 2 3 --epochs 10 --output benchmarks/ablation_results.md
+    .venv/bin/python benchmarks/ablate.py --unimodal_heads sf_terms   # the default placement only
     .venv/bin/python benchmarks/ablate.py --tables 9 --seeds 1     # one table, one seed
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -98,6 +105,14 @@ def run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, 
 
 
 
+def variant_settings(name, placement):
+    """The config overrides and gammas of variant `name` with unimodal-head `placement` (audio-visual only)."""
+    overrides, gammas = VARIANTS[name]
+    if overrides.get("modalities", "audio_visual") == "audio_visual":
+        overrides = dict(overrides, unimodal_head=placement)
+    return overrides, gammas
+
+
 def mean_spread(values):
     if not values:
         return "-"
@@ -112,16 +127,26 @@ def main():
     parser.add_argument("--epochs", type=float, default=10)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--learning_rate", type=float, default=2e-3)
+    parser.add_argument("--unimodal_heads", nargs="*", default=["sf_terms", "separate"],
+                        choices=["sf_terms", "separate"], help="unimodal-head placements to run (config.unimodal_head)")
+    parser.add_argument("--variants", nargs="*", default=None,
+                        help="run only these rows (names as in the tables), e.g. to split a run over processes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default=None, help="also write the markdown here")
+    parser.add_argument("--from_logs", nargs="*", default=None,
+                        help="train nothing: build the tables from the logs (stdout) of earlier runs, e.g. of one "
+                             "run split over processes with --variants (the last run of a name/placement/seed wins)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    if args.from_logs:
+        results, test_size = results_from_logs(args.from_logs)
+        return write_tables(results, test_size, args, started)
 
     from datasets_emotions import load_dataset
     from modeling_avcpnet import AVCPNetConfig
     from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
 
-    started = time.perf_counter()
     sample = load_dataset("sample")
     id2label, label2polarity = dataset_label_maps(sample["train"])
     processor = AVCPNetProcessor.from_model_config(AVCPNetConfig.tiny())
@@ -130,32 +155,76 @@ def main():
           flush=True)
 
     results: dict[str, list[dict]] = {}
-    wanted = [name for table in args.tables for name in TABLES[table]]
-    for name in dict.fromkeys(wanted):
-        overrides, gammas = VARIANTS[name]
-        key = json.dumps([overrides, gammas], sort_keys=True)  # identical variants share their runs
-        if key in results:
-            continue
-        results[key] = []
-        for seed in args.seeds:
-            run_started = time.perf_counter()
-            metrics = run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, args)
-            results[key].append(metrics)
-            print(f"{name} seed {seed}: acc {metrics['accuracy']:.3f} wa-f1 {metrics['wa_f1']:.3f} "
-                  f"({time.perf_counter() - run_started:.0f} s)", flush=True)
+    wanted = [name for table in args.tables for name in TABLES[table] if not args.variants or name in args.variants]
+    for placement in args.unimodal_heads:
+        for name in dict.fromkeys(wanted):
+            overrides, gammas = variant_settings(name, placement)
+            key = json.dumps([overrides, gammas], sort_keys=True)  # identical variants share their runs
+            if key in results:
+                continue
+            results[key] = []
+            for seed in args.seeds:
+                run_started = time.perf_counter()
+                metrics = run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, args)
+                results[key].append(metrics)
+                print(f"{name} [{placement}] seed {seed}: acc {metrics['accuracy']:.3f} wa-f1 "
+                      f"{metrics['wa_f1']:.3f} visual {metrics.get('visual_accuracy', float('nan')):.3f} audio "
+                      f"{metrics.get('audio_accuracy', float('nan')):.3f} ({time.perf_counter() - run_started:.0f} s)",
+                      flush=True)
 
-    lines = [f"Sample set test split ({len(test)} clips), tiny AV-CPNet, {args.epochs:g} epochs, batch "
+    write_tables(results, len(test), args, started)
+
+
+def results_from_logs(paths):
+    """`{variant key: [metrics per seed]}` and the test-split size, from the lines `main` prints per run."""
+    runs, test_size = {}, None
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            processed = re.match(r"processed \d+ train / (\d+) test clips", line)
+            if processed:
+                test_size = int(processed.group(1))
+            match = RUN_LINE.match(line)
+            if not match:
+                continue
+            name, placement, seed = match["name"], match["placement"], int(match["seed"])
+            metrics = {"accuracy": float(match["acc"]), "wa_f1": float(match["wa_f1"])}
+            for key in ("visual", "audio"):
+                if match[key] != "nan":
+                    metrics[f"{key}_accuracy"] = float(match[key])
+            runs[(json.dumps(list(variant_settings(name, placement)), sort_keys=True), seed)] = metrics
+    results = {}
+    for (key, _seed), metrics in sorted(runs.items(), key=lambda item: item[0][1]):
+        results.setdefault(key, []).append(metrics)
+    return results, test_size
+
+
+RUN_LINE = re.compile(r"(?P<name>.+) \[(?P<placement>\w+)\] seed (?P<seed>\d+): acc (?P<acc>[\d.]+) wa-f1 "
+                      r"(?P<wa_f1>[\d.]+) visual (?P<visual>[\d.]+|nan) audio (?P<audio>[\d.]+|nan)")
+
+
+def write_tables(results, test_size, args, started):
+    lines = [f"Sample set test split ({test_size} clips), tiny AV-CPNet, {args.epochs:g} epochs, batch "
              f"{args.batch_size}, lr {args.learning_rate:g}, seeds {args.seeds}; mean ± std in %.", ""]
     for table in args.tables:
-        lines += [f"**{TITLES[table]}**", "", "| variant | accuracy | WA-F1 | visual acc | audio acc |",
-                  "|---|---|---|---|---|"]
+        lines += [f"**{TITLES[table]}**", "", "| variant | unimodal heads | accuracy | WA-F1 | visual acc | audio acc |",
+                  "|---|---|---|---|---|---|"]
         for name in TABLES[table]:
-            runs = results[json.dumps(list(VARIANTS[name]), sort_keys=True)]
-            column = lambda key: mean_spread([run[key] for run in runs if key in run])  # noqa: E731
-            lines.append(f"| {name} | {column('accuracy')} | {column('wa_f1')} | {column('visual_accuracy')} | "
-                         f"{column('audio_accuracy')} |")
+            for placement in args.unimodal_heads:
+                overrides, gammas = variant_settings(name, placement)
+                if "unimodal_head" not in overrides and placement != args.unimodal_heads[0]:
+                    continue  # single modality: one row
+                runs = results.get(json.dumps([overrides, gammas], sort_keys=True))
+                if runs is None:  # left out by --variants
+                    continue
+                column = lambda key: mean_spread([run[key] for run in runs if key in run])  # noqa: E731
+                shown = overrides.get("unimodal_head", "-")
+                lines.append(f"| {name} | {shown} | {column('accuracy')} | {column('wa_f1')} | "
+                             f"{column('visual_accuracy')} | {column('audio_accuracy')} |")
         lines.append("")
-    lines.append(f"Total time {time.perf_counter() - started:.0f} s.")
+    if args.from_logs:
+        lines.append(f"Built from the run logs {', '.join(Path(path).name for path in args.from_logs)}.")
+    else:
+        lines.append(f"Total time {time.perf_counter() - started:.0f} s.")
     text = "\n".join(lines)
     print("\n" + text)
     if args.output:

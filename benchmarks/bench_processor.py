@@ -78,10 +78,9 @@ def run_naive(path: str, training: bool):
 
     def once():
         video, _ = load_video(path, backend="pyav")  # every frame as full-size RGB
-        indices = video_processor.sample_indices(len(video), training=training)
-        frames = video_processor._resize_array(video[indices], video_processor.size.shortest_edge)
+        # The array path: sample by index, resize in torch, then the same crop and normalisation.
+        pixel_values = video_processor(video, training=training)["pixel_values_videos"]
         del video
-        pixel_values = video_processor.transform_clip(frames, training=training)[None]
         with MediaReader(path, audio_sample_rate=44100) as reader:  # the same audio decode as ours
             audio = processor.feature_extractor([reader.audio])
         assert pixel_values.shape == (1, 16, 8, 3, 112, 112) and audio["audio_mask"].all()

@@ -1,3 +1,4 @@
+# ruff: noqa: F401  (the TYPE_CHECKING imports below are exported through the lazily built __all__)
 """AV-CPNet and the MER 2023 system for transformers: configs, models, processors, pipeline, Auto registration.
 
 The package imports lazily (PEP 562, like transformers' own ``_LazyModule``): ``import modeling_avcpnet`` and the
@@ -38,10 +39,11 @@ _LAZY_NAMES = {
         "AVCPNetVideoClassifierOutput",
     ],
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
-    "pipeline_avcpnet": ["AVCPNetPipeline", "save_for_pipeline"],
+    "pipeline_avcpnet": ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "save_for_pipeline"],
     "pipeline_mer2023": ["MER2023Pipeline"],
     "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
+    "timeline": ["EmotionTimeline", "emotion_timeline"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY_NAMES.items() for name in names}
@@ -66,7 +68,7 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # static analysers and IDEs see the real names
+if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported through the lazy __all__)
     from .configuration_avcpnet import AVCPNetConfig
     from .configuration_mer2023 import MER2023Config
     from .decision_fusion_mer2023 import MER2023DecisionFusion
@@ -91,8 +93,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         AVCPNetVideoClassifierOutput,
     )
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
-    from .pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
+    from .pipeline_avcpnet import AVCPNetPipeline, AVCPNetVideoClassificationPipeline, save_for_pipeline
     from .pipeline_mer2023 import MER2023Pipeline
     from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
+    from .timeline import EmotionTimeline, emotion_timeline
     from .video_processing_avcpnet import AVCPNetVideoProcessor

@@ -9,7 +9,11 @@ from .labels import EMOTIONS_LABELS, EMOTIONS_POLARITY, POLARITIES
 
 logger = logging.get_logger(__name__)
 
-FUSION_TYPES = ("sum", "concat", "ew_sum", "neural", "gated")
+FUSION_TYPES = ("sum", "concat", "ew_sum", "ew_product", "neural", "gated")
+# Where `visual_logits` / `audio_logits` come from (see `modeling_avcpnet.py`): "sf_terms" = the SF layer's own
+# per-modality terms on the post-CAF features (the public code), "separate" = a classifier per modality on the
+# pre-CAF features (this package before the field existed).
+UNIMODAL_HEADS = ("sf_terms", "separate")
 MODALITIES = ("audio_visual", "visual", "audio")
 BRANCHES = ("fusion", "visual", "audio")
 
@@ -48,10 +52,18 @@ class AVCPNetConfig(PreTrainedConfig):
     Fusion and heads:
         hidden_size (`int`, defaults to 512): fusion width C1.
         num_attention_heads (`int`, defaults to 4): heads of the CAF cross-attention.
-        fusion_type (`str`, defaults to `"sum"`): one of `sum`, `concat`, `ew_sum`, `neural`, `gated` (table 8).
-            After a linear layer per modality (v, a): `sum` = v + a (eq. 8), `ew_sum` = v * a (element-wise
-            product), `concat` = Linear([v; a]), `neural` = MLP([v; a]), `gated` = sigmoid(v) * a; see
-            `modeling_avcpnet.py`.
+        fusion_type (`str`, defaults to `"sum"`): one of `sum`, `concat`, `ew_sum`, `ew_product`, `neural`,
+            `gated` (table 8). On the post-CAF vectors v', a': `sum` = P_v v' + P_a a' (eq. 8, a linear layer per
+            modality), `ew_sum` = v' + a' (element-wise sum without the per-modality layers), `ew_product` =
+            P_v v' * P_a a' (what `ew_sum` computed before; kept under its own name), `concat` = Linear([P_v v';
+            P_a a']), `neural` = MLP([P_v v'; P_a a']), `gated` = sigmoid(P_a a') * P_v v' (audio gates visual, as
+            the public code's GatedFusion call); see `modeling_avcpnet.py`.
+        unimodal_head (`str`, defaults to `"sf_terms"`): where `visual_logits` and `audio_logits` come from in an
+            audio-visual model. `sf_terms` (the public code): the SF layer's own per-modality terms on the post-CAF
+            features through the fused classifier (for `sum`, `concat`, `ew_sum` they add up to `logits`);
+            `separate`: a classifier per modality on the pre-CAF features. A saved config without this field is
+            read as `separate` (the placement of every checkpoint saved before the field existed), and its
+            `fusion_type="ew_sum"` as `ew_product`.
         modalities (`str`, defaults to `"audio_visual"`): one of `audio_visual`, `visual`, `audio` (table 7).
         use_cross_attention (`bool`, defaults to `True`): use the CAF layer before the SF layer.
         classifier_dropout_prob (`float`, defaults to 0.0): dropout before the classification heads.
@@ -103,6 +115,7 @@ class AVCPNetConfig(PreTrainedConfig):
     hidden_size: int = 512
     num_attention_heads: int = 4
     fusion_type: str = "sum"
+    unimodal_head: str = "sf_terms"
     modalities: str = "audio_visual"
     use_cross_attention: bool = True
     classifier_dropout_prob: float = 0.0
@@ -179,6 +192,8 @@ class AVCPNetConfig(PreTrainedConfig):
                 fail(field, f"must be in [0, 1), got {value!r}")
         if self.fusion_type not in FUSION_TYPES:
             fail("fusion_type", f"must be one of {', '.join(FUSION_TYPES)}, got {self.fusion_type!r}")
+        if self.unimodal_head not in UNIMODAL_HEADS:
+            fail("unimodal_head", f"must be one of {', '.join(UNIMODAL_HEADS)}, got {self.unimodal_head!r}")
         if self.modalities not in MODALITIES:
             fail("modalities", f"must be one of {', '.join(MODALITIES)}, got {self.modalities!r}")
         unknown = {label: p for label, p in self.label2polarity.items() if p not in POLARITIES}
@@ -189,6 +204,12 @@ class AVCPNetConfig(PreTrainedConfig):
         if set(self.branch_loss_weights) != set(BRANCHES) or min(self.branch_loss_weights.values()) < 0:
             fail("branch_loss_weights", f"must give a non-negative weight for each of {BRANCHES}, "
                                         f"got {self.branch_loss_weights}")
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file) -> dict:
+        # Every path that reads a saved config.json (`from_pretrained`, `from_json_file`, the Auto classes) passes
+        # here: upgrade the configs saved before `unimodal_head` existed, so old checkpoints keep their meaning.
+        return upgrade_legacy_config_dict(super()._dict_from_json_file(json_file))
 
     @property
     def num_frames(self) -> int:
@@ -216,6 +237,17 @@ class AVCPNetConfig(PreTrainedConfig):
         )
         defaults.update(kwargs)
         return cls(**defaults)
+
+
+def upgrade_legacy_config_dict(config_dict: dict) -> dict:
+    """A saved AV-CPNet config without `unimodal_head` predates it: its unimodal heads were separate pre-CAF
+    classifiers and its `fusion_type="ew_sum"` was the element-wise product. Returns the dict with both stated."""
+    if config_dict.get("model_type", "avcpnet") != "avcpnet" or "unimodal_head" in config_dict:
+        return config_dict
+    upgraded = dict(config_dict, unimodal_head="separate")
+    if upgraded.get("fusion_type") == "ew_sum":
+        upgraded["fusion_type"] = "ew_product"
+    return upgraded
 
 
 __all__ = ["AVCPNetConfig"]

@@ -4,10 +4,23 @@ Follows the public code (VAANet's audio branch): mono audio at 44.1 kHz, 32 MFCC
 framing (n_fft 2048, hop 512, 128 mel bands; torchaudio's own defaults, n_fft 400, leave mel filters empty at
 44.1 kHz), the sequence centre-cropped to `audio_length` frames (tiled when shorter) and split into
 `audio_segments` equal segments.
+
+MFCC variant (`mfcc_variant`; where the implementation chooses between readings):
+- `"librosa"` (default): the reference pipeline's `librosa.feature.mfcc(y, sr=44100, n_mfcc=32, n_fft=2048,
+  hop_length=512, n_mels=128)` computed in torch (`LibrosaMFCC`): periodic Hann window, centred frames with zero
+  ("constant") padding, power spectrogram, Slaney mel scale with Slaney area normalisation, `power_to_db(ref=1.0,
+  amin=1e-10, top_db=80)` over the whole soundtrack, DCT-II with orthonormal scaling. Matches librosa 0.11 to ~1e-5
+  of the feature range (tests/test_feature_extraction_mfcc.py). The waveform is first made mono by averaging the
+  channels (as `librosa.load(mono=True)`) and resampled to 44.1 kHz with torchaudio's sinc resampler where the
+  source rate differs (librosa.load uses soxr; the two differ only near the Nyquist band).
+- `"torchaudio"`: `torchaudio.transforms.MFCC` with its defaults (HTK mel scale, unnormalised filters, reflect
+  padding), what this package computed before the field existed; a saved feature-extractor config without
+  `mfcc_variant` loads as this variant so that the checkpoints trained on it keep their input distribution.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -16,6 +29,36 @@ import torchaudio
 
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
+
+
+MFCC_VARIANTS = ("librosa", "torchaudio")
+
+
+class LibrosaMFCC(torch.nn.Module):
+    r"""
+    `librosa.feature.mfcc(y, sr, n_mfcc, n_fft, hop_length, n_mels)` (librosa's defaults otherwise) in torch:
+    `(samples,)` float waveform -> `(n_mfcc, frames)`, `frames = 1 + samples // hop_length`.
+    """
+
+    def __init__(self, sample_rate: int, n_mfcc: int, n_fft: int, hop_length: int, n_mels: int, top_db: float = 80.0):
+        super().__init__()
+        self.n_fft, self.hop_length, self.top_db = n_fft, hop_length, top_db
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)  # scipy "hann"
+        mel_filters = torchaudio.functional.melscale_fbanks(  # (n_freqs, n_mels), librosa.filters.mel's defaults
+            n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2, n_mels=n_mels, sample_rate=sample_rate, norm="slaney",
+            mel_scale="slaney",
+        )
+        self.register_buffer("mel_filters", mel_filters, persistent=False)
+        dct = torchaudio.functional.create_dct(n_mfcc, n_mels, norm="ortho")  # (n_mels, n_mfcc), scipy's DCT-II ortho
+        self.register_buffer("dct", dct, persistent=False)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(waveform, self.n_fft, self.hop_length, window=self.window, center=True,
+                              pad_mode="constant", return_complex=True).abs().pow(2)  # (n_freqs, frames)
+        mel = self.mel_filters.T @ spectrum
+        decibels = 10.0 * torch.log10(mel.clamp(min=1e-10))  # power_to_db(ref=1.0, amin=1e-10)
+        decibels = torch.maximum(decibels, decibels.max() - self.top_db)
+        return self.dct.T @ decibels
 
 
 class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
@@ -31,19 +74,25 @@ class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
         audio_length (`int`, defaults to 4096): MFCC frames kept per clip (centre crop, or tiling when shorter).
         audio_segments (`int`, defaults to 16): segments the kept frames are split into.
         padding_value (`float`, defaults to 0.0): the feature value of samples without audio.
+        mfcc_variant (`str`, defaults to `"librosa"`): `"librosa"` (the reference's MFCC) or `"torchaudio"` (the
+            earlier `torchaudio.transforms.MFCC` defaults); see the module docstring. A saved config without the
+            field loads as `"torchaudio"`.
     """
 
     model_input_names = ["input_features", "audio_mask"]
 
     def __init__(self, num_mfcc: int = 32, sampling_rate: int = 44100, n_fft: int = 2048, hop_length: int = 512,
                  n_mels: int = 128, audio_length: int = 4096, audio_segments: int = 16, padding_value: float = 0.0,
-                 **kwargs):
+                 mfcc_variant: str = "librosa", **kwargs):
         kwargs.pop("feature_size", None)  # always num_mfcc
         super().__init__(feature_size=num_mfcc, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         if audio_length % audio_segments:
             raise ValueError(f"audio_length {audio_length} is not divisible by audio_segments {audio_segments}")
         if n_mels < num_mfcc:
             raise ValueError(f"n_mels ({n_mels}) must be at least num_mfcc ({num_mfcc})")
+        if mfcc_variant not in MFCC_VARIANTS:
+            raise ValueError(f"mfcc_variant must be one of {MFCC_VARIANTS}, got {mfcc_variant!r}")
+        self.mfcc_variant = mfcc_variant
         self.num_mfcc = num_mfcc
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -51,6 +100,18 @@ class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
         self.audio_length = audio_length
         self.audio_segments = audio_segments
         self._mfcc_transform = None
+
+    @classmethod
+    def from_dict(cls, feature_extractor_dict: dict[str, Any], **kwargs):
+        # Saved before `mfcc_variant` existed: those checkpoints were trained on torchaudio's MFCC defaults.
+        if "mfcc_variant" not in feature_extractor_dict and "mfcc_variant" not in kwargs:
+            feature_extractor_dict = dict(feature_extractor_dict, mfcc_variant="torchaudio")
+        return super().from_dict(feature_extractor_dict, **kwargs)
+
+    @classmethod
+    def from_json_file(cls, json_file):
+        with open(json_file, encoding="utf-8") as reader:
+            return cls.from_dict(json.load(reader))
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
@@ -79,10 +140,14 @@ class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
         if sampling_rate != self.sampling_rate:
             wave = torchaudio.functional.resample(wave, sampling_rate, self.sampling_rate)
         if self._mfcc_transform is None:
-            self._mfcc_transform = torchaudio.transforms.MFCC(
-                sample_rate=self.sampling_rate, n_mfcc=self.num_mfcc,
-                melkwargs={"n_fft": self.n_fft, "hop_length": self.hop_length, "n_mels": self.n_mels},
-            )
+            if self.mfcc_variant == "librosa":
+                self._mfcc_transform = LibrosaMFCC(self.sampling_rate, self.num_mfcc, self.n_fft, self.hop_length,
+                                                   self.n_mels)
+            else:
+                self._mfcc_transform = torchaudio.transforms.MFCC(
+                    sample_rate=self.sampling_rate, n_mfcc=self.num_mfcc,
+                    melkwargs={"n_fft": self.n_fft, "hop_length": self.hop_length, "n_mels": self.n_mels},
+                )
         with torch.no_grad():
             return self._mfcc_transform(wave).T.contiguous()  # (frames, num_mfcc)
 

@@ -61,6 +61,25 @@ def load_frames(source: Any, num_frames: int = 8) -> np.ndarray:
         return reader.read_frames(evenly_spaced_indices(reader.num_frames, num_frames))
 
 
+def waveform_from_value(audio_value: Any, video_value: Any, sampling_rate: int) -> np.ndarray:
+    """A dataset row's audio as mono float32 at `sampling_rate`: decoded `{"array", "sampling_rate"}` (channels
+    averaged, resampled) or a 1-D array as is, else a path/bytes decoded; an empty value reads the video's track."""
+    if isinstance(audio_value, dict) and "array" in audio_value:
+        waveform = np.asarray(audio_value["array"], dtype=np.float32)
+        if waveform.ndim == 2:  # (channels, samples)
+            waveform = waveform.mean(0)
+        rate = int(audio_value.get("sampling_rate") or sampling_rate)
+        if rate != sampling_rate:
+            import torchaudio.functional as AF  # only needed for already-decoded audio at another rate
+
+            waveform = AF.resample(torch.from_numpy(waveform), rate, sampling_rate).numpy()
+        return waveform
+    if isinstance(audio_value, np.ndarray):
+        return audio_value.astype(np.float32).reshape(-1)
+    source = audio_value if audio_value not in (None, "") else video_value
+    return load_waveform(source, sampling_rate)
+
+
 class MER2023DeepFeatureExtractor:
     """Turns clips into the deep features of the MER 2023 system.
 
@@ -82,6 +101,9 @@ class MER2023DeepFeatureExtractor:
             already decoded data (`{"array", "sampling_rate"}` / a 1-D array for audio, `(T, H, W, 3)` uint8 for video).
             An empty audio value means "read the audio track of the video".
         device: where the backbones run (default: where they are).
+        face_cropper: a callable `(T, H, W, 3) uint8 -> (T, h, w, 3) uint8` applied to each clip's frames before
+            the vision backbone, e.g. `face_crop_mer2023.FaceCropper()` (the paper's OpenFace crop stage, offline;
+            see that module); None feeds the full frames.
 
     Example:
 
@@ -109,6 +131,7 @@ class MER2023DeepFeatureExtractor:
         audio_column: str = "audio",
         video_column: str = "video",
         device: str | torch.device | None = None,
+        face_cropper=None,
     ):
         if audio_model is None and vision_model is None:
             raise ValueError("MER2023DeepFeatureExtractor needs an audio_model, a vision_model or both")
@@ -134,6 +157,7 @@ class MER2023DeepFeatureExtractor:
         self.audio_name = audio_name or (audio_model.config.model_type if audio_model is not None else None)
         self.vision_name = vision_name or (vision_model.config.model_type if vision_model is not None else None)
         self.audio_column, self.video_column = audio_column, video_column
+        self.face_cropper = face_cropper
         if device is not None:
             for model in (self.audio_model, self.vision_model):
                 if model is not None:
@@ -258,25 +282,11 @@ class MER2023DeepFeatureExtractor:
 
     # ------------------------------------------------------------------------------------ datasets.map integration
     def _waveform(self, audio_value: Any, video_value: Any) -> np.ndarray:
-        if isinstance(audio_value, dict) and "array" in audio_value:
-            waveform = np.asarray(audio_value["array"], dtype=np.float32)
-            if waveform.ndim == 2:  # (channels, samples)
-                waveform = waveform.mean(0)
-            rate = int(audio_value.get("sampling_rate") or self.sampling_rate)
-            if rate != self.sampling_rate:
-                import torchaudio.functional as AF  # only needed for already-decoded audio at another rate
-
-                waveform = AF.resample(torch.from_numpy(waveform), rate, self.sampling_rate).numpy()
-            return waveform
-        if isinstance(audio_value, np.ndarray):
-            return audio_value.astype(np.float32).reshape(-1)
-        source = audio_value if audio_value not in (None, "") else video_value
-        return load_waveform(source, self.sampling_rate)
+        return waveform_from_value(audio_value, video_value, self.sampling_rate)
 
     def _frames(self, video_value: Any) -> np.ndarray:
-        if isinstance(video_value, np.ndarray):
-            return video_value
-        return load_frames(video_value, self.num_frames)
+        frames = video_value if isinstance(video_value, np.ndarray) else load_frames(video_value, self.num_frames)
+        return self.face_cropper(frames) if self.face_cropper is not None else frames
 
     def __call__(self, batch: dict[str, list]) -> dict[str, np.ndarray]:
         """A batch of dataset rows -> one column per feature plus `input_features` (their concatenation)."""
@@ -303,6 +313,8 @@ class MER2023DeepFeatureExtractor:
             settings = {"audio_layers": self.audio_layers, "vision_layer": self.vision_layer,
                         "num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
                         "names": [self.audio_name, self.vision_name], "version": 2}  # 2: upright frames
+            if self.face_cropper is not None:  # (absent otherwise, so that earlier caches stay valid)
+                settings["face_crop"] = getattr(self.face_cropper, "settings", repr(self.face_cropper))
             digest.update(json.dumps(settings, sort_keys=True).encode())
             for model in (self.audio_model, self.vision_model):
                 if model is None:

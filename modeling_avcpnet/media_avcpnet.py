@@ -60,6 +60,13 @@ class MediaError(ValueError):
 VideoDecodingError = MediaError  # the name before the media layer was unified; kept for old imports
 
 
+def is_media_error(error: BaseException) -> bool:
+    """True for a `MediaError` from any copy of this module: the package's, or the one a Hub folder carries and
+    transformers imports under another module name (`trust_remote_code`), which is another class of the same name.
+    A pipeline loaded from a folder may meet a processor from the installed package, or the other way round."""
+    return isinstance(error, ValueError) and any(cls.__name__ == "MediaError" for cls in type(error).__mro__)
+
+
 def describe_source(source) -> str:
     """A short name for `source` to put in error messages: the path, a file object's name, or `<N bytes>`."""
     if isinstance(source, dict):
@@ -213,6 +220,7 @@ class FrameFolderReader:
     has_video = True
     audio = None
     audio_problem = "a frame folder has no audio"
+    resizes_while_decoding = False  # read_frames returns full-size images
 
     def __init__(self, folder: Union[str, os.PathLike]):
         self.name = os.fspath(folder)
@@ -296,6 +304,10 @@ class MediaReader:
 
     Use as a context manager, or call `close()`.
     """
+
+    # read_frames takes `shortest_edge` (a class attribute rather than an isinstance check: a Hub folder's copy of
+    # this module, imported through trust_remote_code, holds other classes of the same names)
+    resizes_while_decoding = True
 
     def __init__(self, source: MediaSource, require_video: bool = True, audio_sample_rate: Optional[int] = None,
                  audio_max_seconds: Optional[float] = None, threads: int = 0, index_video: bool = True):
@@ -403,6 +415,14 @@ class MediaReader:
     def fps(self) -> Optional[float]:
         rate = self._video.average_rate or self._video.guessed_rate if self._video is not None else None
         return float(rate) if rate else None
+
+    def frame_times(self) -> np.ndarray:
+        """Presentation time in seconds of every frame (presentation order), counted from the first frame; frames
+        of a stream without timestamps are spaced by the frame rate (25 fps when unknown)."""
+        if self.index is None:
+            return np.arange(self.num_frames) / (self.fps or 25.0)
+        pts = self.index.pts
+        return (pts - pts[0]) * float(self._video.time_base)
 
     @property
     def rotation(self) -> int:
@@ -623,5 +643,5 @@ def _short_list(values: list[int], limit: int = 8) -> str:
 
 
 __all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader",
-           "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "load_audio", "open_video",
-           "output_size", "probe_media"]
+           "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "is_media_error", "load_audio",
+           "open_video", "output_size", "probe_media"]

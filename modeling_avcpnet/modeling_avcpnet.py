@@ -5,10 +5,40 @@
     input_features (B, A, T, n_mfcc)        -> 1-channel ResNet-34 per segment -> spatial mean -> FC (B, A, C1)
                                                -> temporal attention (1x1 conv, FC, ReLU) -> weighted temporal mean
                                                                              = audio_embeds (B, C1)
-    TS-CF: CAF layer (4-head cross-attention both ways, pooling, linear, residual; eq. 4-7)
-           SF layer  (a linear per modality, then `config.fusion_type`; eq. 8 for "sum")
-                                                                             = fused_embeds (B, C1)
-    heads: fused -> logits, visual -> visual_logits, audio -> audio_logits; loss = multi-task EP-CE (eq. 9-10)
+    TS-CF: CAF layer (4-head cross-attention both ways, pooling, linear, residual; eq. 4-7)   -> v', a'
+           SF layer  (`config.fusion_type`; eq. 8 for "sum": P_v v' + P_a a')               = fused_embeds (B, C1)
+    heads: classifier(fused) -> logits; visual_logits / audio_logits per `config.unimodal_head` (below);
+           loss = multi-task EP-CE (eq. 9-10)
+
+Where the implementation chooses between readings of the paper and its public code (XuecWu/eMotions, AV-CANet:
+`models/AVNet.py`, `models/fusion_modules.py`, `main_final_delay.py`), the default being the paper's/public code's:
+
+- Unimodal logits (eq. 10's L_v, L_a), `config.unimodal_head`:
+  `"sf_terms"` (default, the public code): the SF layer's own per-modality terms on the post-CAF features through
+  the fused classifier. The public code calls `fusion_module(audio, visual)` (SumFusion: `fc_x(a') + fc_y(v')`,
+  straight to the classes) and its training loop takes `out_v = v' fc_y.W^T + fc_y.b`, `out_a = a' fc_x.W^T +
+  fc_x.b`; for concat it splits `fc_out`'s weight by input half and gives each half `fc_out.b / 2`. Here the SF
+  layer outputs C1 features and one classifier (W_c, b_c) follows, so `visual_logits = W_c t_v + b_c / 2` and
+  `audio_logits = W_c t_a + b_c / 2` with t_v + t_a = fused_embeds: for `sum`, `ew_sum` and `concat` the two add
+  up to `logits` exactly (the public code's evaluation split of the bias; its training loss gives each term the
+  full bias of its fc layer, which differs only by a per-class constant). L_v and L_a thus train the CAF and SF
+  layers as in the public code. For `ew_product`, `neural` and `gated`, which are not a sum of per-modality terms
+  (the public loop has no working branch for them), a term is the SF output with the other modality's input set
+  to zeros, through the full classifier. `"separate"`: a classifier per modality on the pre-CAF features (what
+  this package did before the field existed; a saved config without the field loads as `"separate"`, and
+  `from_pretrained` refuses weights whose heads do not match the config's placement, naming the fix).
+- `fusion_type` (table 8): `sum` = P_v v' + P_a a' (eq. 8); `ew_sum` ("EW-SumFusion", "EW" = element-wise): the
+  public code defines no such module, so it is the plain element-wise sum v' + a' with no per-modality layers,
+  before the shared classifier; `ew_product` = P_v v' * P_a a' (the element-wise product that `ew_sum` computed
+  before; a config saved before `unimodal_head` existed with `fusion_type="ew_sum"` loads as `ew_product`);
+  `concat` = Linear([P_v v'; P_a a']); `neural` = a two-layer MLP (Linear, ReLU, Linear) on [P_v v'; P_a a'] (not
+  in the public code); `gated` = sigmoid(P_a a') * P_v v': the public code's GatedFusion (x_gate=True) gates its
+  `y` by `sigmoid(fc_x(x))` and AVNet calls the fusion module as `(audio, visual)`, so the audio features gate
+  the visual ones (the reverse of this package before; Kiela et al. 2018, the paper's [28], defines the gate
+  generically).
+- `hidden_states` / `audio_hidden_states` / `attentions` are the encoders' own tensors, on the autograd graph, in
+  the encoders' batch layout (`batch * segments` rows; audio: the clips with audio only), as transformers models
+  that fold frames into the batch (X-CLIP) do; a `(batch, segments, ...)` reshape would be a copy off the graph.
 
 Design decisions where the paper is silent (documented here and in the docstrings below):
 
@@ -20,17 +50,11 @@ Design decisions where the paper is silent (documented here and in the docstring
   and (3) a nested `PreTrainedModel` would initialise itself on its own during construction.
 - Clips without audio (`audio_mask[i] == False`) never enter the audio encoder (so their MFCCs, usually zeros,
   cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
-  their `visual_logits` and their `fused_embeds` are their `visual_embeds`. Their `audio_embeds` are zeros and their
+  their `visual_logits` and their `fused_embeds` are their `visual_embeds` (with `unimodal_head="sf_terms"` their
+  visual term is computed on the pre-CAF `visual_embeds`: with no audio there is nothing to attend to). Their `audio_embeds` are zeros and their
   `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
   (see `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and
   they are left out of its loss.
-- `fusion_type` (table 8 of the paper); every variant first applies a linear layer per modality (`v`, `a`) and
-  outputs `hidden_size` features:
-  `sum` = v + a (eq. 8, the paper's choice); `ew_sum` = v * a, the element-wise (Hadamard) product: eq. 8 is already
-  an element-wise addition of the projected features, so the separate "EW" row of table 8 can only differ in the
-  element-wise operator, and the product is the other standard element-wise fusion; `concat` = Linear([v; a]);
-  `neural` = a two-layer MLP (Linear, ReLU, Linear) on [v; a]; `gated` = sigmoid(v) * a (Kiela et al. 2018, the
-  paper's reference [28]: the visual features gate the audio features).
 - The CAF layer follows the paper literally: each modality vector is a sequence of length 1, so each attention
   has one key and returns the projected value of the other modality; the module works unchanged on longer sequences.
 - Under gradient checkpointing the audio ResNet's batch-norm layers are run twice in training (forward and
@@ -51,7 +75,7 @@ from transformers.models.resnet.modeling_resnet import ResNetBasicLayer
 from transformers.utils import ModelOutput
 
 from .configuration_avcpnet import AVCPNetConfig
-from .loss_avcpnet import compute_multitask_loss
+from .loss_avcpnet import compute_multitask_loss, normalize_audio_mask
 from .modeling_video_swin import VideoSwinEncoder, init_video_swin_weights
 
 # The Auto classes that a saved folder maps to our classes (see `AVCPNetPreTrainedModel.save_pretrained`).
@@ -78,18 +102,28 @@ class AVCPNetModelOutput(ModelOutput):
             Audio features after the temporal attention and temporal pooling (F_a^2); zeros for clips without audio.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Video Swin hidden states (patch embeddings, then each stage), each of shape
-            `(batch_size, num_segments, time_i, height_i, width_i, channels_i)`.
+            `(batch_size * num_segments, time_i, height_i, width_i, channels_i)` (row `b * num_segments + s` is
+            segment `s` of clip `b`): the encoder's own tensors, on the autograd graph (`retain_grad()` works), not
+            reshaped copies; `.view(batch_size, num_segments, ...)` for a per-clip view.
+        visual_fusion_term, audio_fusion_term (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            The SF layer's own term of each modality on the post-CAF features (audio-visual configs with
+            `unimodal_head="sf_terms"`); for `sum`, `ew_sum`, `concat` fusion they add up to `fused_embeds` (clips
+            with audio). A clip without audio has its visual term computed on its pre-CAF `visual_embeds`.
         audio_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Audio ResNet hidden states (stem, then each stage), each of shape
-            `(batch_size, audio_segments, channels_i, time_i, mfcc_i)`; zeros for clips without audio.
+            `(clips_with_audio * audio_segments, channels_i, time_i, mfcc_i)`: the ResNet's own tensors (on the
+            autograd graph), rows `c * audio_segments + s` for the `c`-th clip with audio (`audio_mask` True, in
+            batch order); None when no clip of the batch has audio.
         attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
             Video Swin attention probabilities of every block, each of shape
-            `(batch_size, num_segments, num_windows, num_heads, window_volume, window_volume)`.
+            `(batch_size * num_segments, num_windows, num_heads, window_volume, window_volume)` (on the graph).
     """
 
     fused_embeds: torch.FloatTensor | None = None
     visual_embeds: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
+    visual_fusion_term: torch.FloatTensor | None = None
+    audio_fusion_term: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -156,6 +190,8 @@ class AVCPNetAudioStem(nn.Module):
         self.pooler = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+        # MFCC arrive in float32; a bfloat16 model takes them in its own dtype here, at its input.
+        input_features = input_features.to(self.embedder.convolution.weight.dtype)
         return self.pooler(self.embedder(input_features))
 
 
@@ -249,7 +285,7 @@ class AVCPNetAudioEncoder(nn.Module):
     then the temporal attention module and temporal pooling.
 
     Input `input_features (N, audio_segments, time, num_mfcc)`; output `(N, hidden_size)` (F_a^2 of the paper) and,
-    when asked, the ResNet hidden states, each `(N, audio_segments, channels, time_i, mfcc_i)`.
+    when asked, the ResNet hidden states as computed, each `(N * audio_segments, channels, time_i, mfcc_i)`.
     """
 
     def __init__(self, config: AVCPNetConfig):
@@ -265,8 +301,6 @@ class AVCPNetAudioEncoder(nn.Module):
         )
         segment_features = self.projection(pooled).view(batch_size, segments, -1)
         audio_embeds, _ = self.temporal_attention(segment_features)
-        if hidden_states is not None:
-            hidden_states = tuple(state.reshape(batch_size, segments, *state.shape[1:]) for state in hidden_states)
         return audio_embeds, hidden_states
 
 
@@ -355,17 +389,27 @@ class AVCPNetCrossAttentionFusion(nn.Module):
         return visual, audio
 
 
+# SF-layer variants that are a sum of a visual and an audio term (so the unimodal logits add up to the fused ones).
+ADDITIVE_FUSION_TYPES = ("sum", "ew_sum", "concat")
+
+
 class AVCPNetModalityFusion(nn.Module):
     r"""
-    SF layer: a linear layer per modality, then the fusion of `config.fusion_type` (see the module docstring;
-    `sum` is eq. 8). Inputs `visual, audio (B, hidden_size)`; output `(B, hidden_size)`.
+    SF layer: the fusion of `config.fusion_type` (see the module docstring; `sum` is eq. 8). Inputs `visual, audio
+    (B, hidden_size)` (the CAF outputs); output `(B, hidden_size)`.
+
+    `modality_terms(visual, audio)` gives each modality's own term `(B, hidden_size)` x 2 (the public code's
+    `fc_y(v')`, `fc_x(a')`): for the additive types (`sum`, `ew_sum`, `concat`) the two terms add up to the fused
+    output exactly (`concat` splits its output layer by input half and its bias in two); for `ew_product`,
+    `neural`, `gated` a term is the layer's output with the other modality's input set to zeros.
     """
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.fusion_type = config.fusion_type
-        self.visual_projection = nn.Linear(config.hidden_size, config.hidden_size)
-        self.audio_projection = nn.Linear(config.hidden_size, config.hidden_size)
+        if self.fusion_type != "ew_sum":  # ew_sum adds the two vectors as they are, without per-modality layers
+            self.visual_projection = nn.Linear(config.hidden_size, config.hidden_size)
+            self.audio_projection = nn.Linear(config.hidden_size, config.hidden_size)
         if self.fusion_type == "concat":
             self.output = nn.Linear(2 * config.hidden_size, config.hidden_size)
         elif self.fusion_type == "neural":
@@ -373,31 +417,58 @@ class AVCPNetModalityFusion(nn.Module):
             self.activation = nn.ReLU()
             self.output = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    @property
+    def is_additive(self) -> bool:
+        return self.fusion_type in ADDITIVE_FUSION_TYPES
+
+    def _additive_terms(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fusion_type == "ew_sum":
+            return visual, audio
         visual, audio = self.visual_projection(visual), self.audio_projection(audio)
         if self.fusion_type == "sum":
-            return visual + audio
-        if self.fusion_type == "ew_sum":
+            return visual, audio
+        width = visual.shape[-1]  # concat: Linear([v; a]) = W[:, :C] v + W[:, C:] a + b, the bias split in two
+        weight, half_bias = self.output.weight, self.output.bias / 2
+        return (nn.functional.linear(visual, weight[:, :width], half_bias),
+                nn.functional.linear(audio, weight[:, width:], half_bias))
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if self.is_additive:
+            visual_term, audio_term = self._additive_terms(visual, audio)
+            return visual_term + audio_term
+        visual, audio = self.visual_projection(visual), self.audio_projection(audio)
+        if self.fusion_type == "ew_product":
             return visual * audio
         if self.fusion_type == "gated":
-            return torch.sigmoid(visual) * audio
-        if self.fusion_type == "concat":
-            return self.output(torch.cat([visual, audio], dim=-1))
+            return torch.sigmoid(audio) * visual  # the audio features gate the visual ones (public GatedFusion call)
         return self.output(self.activation(self.hidden(torch.cat([visual, audio], dim=-1))))  # neural
+
+    def modality_terms(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.is_additive:
+            return self._additive_terms(visual, audio)
+        return self(visual, torch.zeros_like(audio)), self(torch.zeros_like(visual), audio)
 
 
 class AVCPNetFusion(nn.Module):
-    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then the SF layer. `(B, C1) x 2 -> (B, C1)`."""
+    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then the SF layer. `(B, C1) x 2 -> (B, C1)`;
+    with `return_terms=True` also the SF layer's per-modality terms (see `AVCPNetModalityFusion.modality_terms`)."""
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.cross_attention = AVCPNetCrossAttentionFusion(config) if config.use_cross_attention else None
         self.modality_fusion = AVCPNetModalityFusion(config)
 
-    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor, has_audio: torch.Tensor | None = None,
+                return_terms: bool = False):
         if self.cross_attention is not None:
-            visual, audio = self.cross_attention(visual, audio)
-        return self.modality_fusion(visual, audio)
+            attended_visual, audio = self.cross_attention(visual, audio)
+            # A clip without audio has nothing to attend to: its visual vector skips the CAF layer.
+            visual = attended_visual if has_audio is None else torch.where(has_audio.unsqueeze(-1), attended_visual,
+                                                                           visual)
+        fused = self.modality_fusion(visual, audio)
+        if not return_terms:
+            return fused
+        return fused, self.modality_fusion.modality_terms(visual, audio)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -466,13 +537,7 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
 
     def _audio_mask(self, audio_mask: torch.Tensor | None, batch_size: int, device: torch.device) -> torch.Tensor:
         """`audio_mask` as a `(batch,)` bool tensor (None = every clip has audio), checked."""
-        if audio_mask is None:
-            return torch.ones(batch_size, dtype=torch.bool, device=device)
-        audio_mask = torch.as_tensor(audio_mask, device=device)
-        if audio_mask.shape != (batch_size,):
-            raise ValueError(f"{type(self).__name__}: audio_mask must have shape ({batch_size},) (one flag per clip), "
-                             f"got {tuple(audio_mask.shape)}")
-        return audio_mask.bool()
+        return normalize_audio_mask(audio_mask, batch_size, device, type(self).__name__)
 
 
 class AVCPNetModel(AVCPNetPreTrainedModel):
@@ -575,10 +640,8 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             )
             # Mean over space and time (pooler_output), then over segments; the FC commutes with the mean.
             visual_embeds = self.visual_projection(encoded.pooler_output.view(batch_size, segments, -1).mean(dim=1))
-            if output_hidden_states:
-                hidden_states = tuple(s.reshape(batch_size, segments, *s.shape[1:]) for s in encoded.hidden_states)
-            if output_attentions:
-                attentions = tuple(a.reshape(batch_size, segments, *a.shape[1:]) for a in encoded.attentions)
+            # The encoder's own tensors (a reshaped copy would be off the autograd graph: no retain_grad()).
+            hidden_states, attentions = encoded.hidden_states, encoded.attentions
 
         audio_embeds = audio_hidden_states = None
         has_audio = None
@@ -586,8 +649,14 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             has_audio = self._audio_mask(audio_mask, batch_size, input_features.device)
             audio_embeds, audio_hidden_states = self._encode_audio(input_features, has_audio, output_hidden_states)
 
+        visual_term = audio_term = None
         if self.fusion is not None:
-            fused_embeds = self.fusion(visual_embeds, audio_embeds)
+            if config.unimodal_head == "sf_terms":
+                fused_embeds, (visual_term, audio_term) = self.fusion(
+                    visual_embeds, audio_embeds, has_audio, return_terms=True
+                )
+            else:
+                fused_embeds = self.fusion(visual_embeds, audio_embeds, has_audio)
             fused_embeds = torch.where(has_audio.unsqueeze(-1), fused_embeds, visual_embeds)
         else:
             fused_embeds = visual_embeds if self.uses_visual else audio_embeds
@@ -596,6 +665,8 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             fused_embeds=fused_embeds,
             visual_embeds=visual_embeds,
             audio_embeds=audio_embeds,
+            visual_fusion_term=visual_term,
+            audio_fusion_term=audio_term,
             hidden_states=hidden_states,
             audio_hidden_states=audio_hidden_states,
             attentions=attentions,
@@ -603,20 +674,15 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     def _encode_audio(self, input_features: torch.Tensor, has_audio: torch.Tensor, output_hidden_states: bool):
-        """Run the audio encoder on the clips that have audio only; zeros for the others (and no audio hidden
-        states at all when no clip of the batch has audio)."""
+        """Run the audio encoder on the clips that have audio only; zeros for the others. The hidden states are
+        those of the clips with audio (None when no clip of the batch has audio)."""
         if bool(has_audio.all()):
             return self.audio_encoder(input_features, output_hidden_states)
         batch_size = input_features.shape[0]
         if not bool(has_audio.any()):
             return input_features.new_zeros(batch_size, self.config.hidden_size), None
-        present, hidden_present = self.audio_encoder(input_features[has_audio], output_hidden_states)
+        present, hidden_states = self.audio_encoder(input_features[has_audio], output_hidden_states)
         embeds = present.new_zeros(batch_size, *present.shape[1:]).index_put((has_audio,), present)
-        hidden_states = None
-        if hidden_present is not None:
-            hidden_states = tuple(
-                state.new_zeros(batch_size, *state.shape[1:]).index_put((has_audio,), state) for state in hidden_present
-            )
         return embeds, hidden_states
 
 
@@ -648,11 +714,43 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         both = self.avcpnet.uses_visual and self.avcpnet.uses_audio
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if both else None
+        # Single-modality configs classify with their modality's head; audio-visual ones have per-modality heads
+        # only with unimodal_head="separate" (otherwise the unimodal logits are the SF terms through `classifier`).
+        separate = not both or config.unimodal_head == "separate"
         self.visual_classifier = (
-            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_visual else None
+            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_visual and separate else None
         )
-        self.audio_classifier = nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_audio else None
+        self.audio_classifier = (
+            nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_audio and separate else None
+        )
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, output_loading_info: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing weights whose unimodal heads do not match
+        `config.unimodal_head` (which transformers would only warn about, leaving random heads or unused weights)."""
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        head_keys = ("visual_classifier.", "audio_classifier.")
+        unexpected = [key for key in info["unexpected_keys"] if key.startswith(head_keys)]
+        missing = [key for key in info["missing_keys"] if key.startswith(head_keys)]
+        has_heads = not any(key.startswith("classifier.") for key in info["missing_keys"])  # not a bare backbone
+        if unexpected or (missing and has_heads):
+            saved = "separate per-modality heads" if unexpected else "no per-modality heads (SF-term placement)"
+            fix = "separate" if unexpected else "sf_terms"
+            raise ValueError(
+                f"{cls.__name__}.from_pretrained({str(pretrained_model_name_or_path)!r}): the checkpoint has {saved} "
+                f"({(unexpected or missing)[0]}, ...) but config.unimodal_head={model.config.unimodal_head!r}; load "
+                f"it with unimodal_head={fix!r} (the placement it was trained with)"
+            )
+        return (model, info) if output_loading_info else model
+
+    def _term_logits(self, term: torch.Tensor) -> torch.Tensor:
+        """A modality's SF term through the fused classifier; for the additive fusions each term takes half the
+        bias, so that visual + audio logits = fused logits (the public code's evaluation split)."""
+        bias = self.classifier.bias
+        if self.avcpnet.fusion.modality_fusion.is_additive:
+            bias = bias / 2
+        return nn.functional.linear(self.dropout(term), self.classifier.weight, bias)
 
     def forward(
         self,
@@ -686,6 +784,9 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
             return_dict=True,
         )
         visual_logits = audio_logits = None
+        if outputs.visual_fusion_term is not None:  # unimodal_head="sf_terms"
+            visual_logits = self._term_logits(outputs.visual_fusion_term)
+            audio_logits = self._term_logits(outputs.audio_fusion_term)
         if self.visual_classifier is not None:
             visual_logits = self.visual_classifier(self.dropout(outputs.visual_embeds))
         if self.audio_classifier is not None:

@@ -151,6 +151,8 @@ class VideoSwinPatchEmbeddings(nn.Module):
                 f"VideoSwinEncoder expects pixel_values of shape (batch, {self.num_channels}, time, height, width), "
                 f"got {tuple(pixel_values.shape)}"
             )
+        # Frames arrive in float32; a bfloat16 model takes them in its own dtype here, at its input.
+        pixel_values = pixel_values.to(self.projection.weight.dtype)
         time, height, width = pixel_values.shape[2:]
         pad_t, pad_h, pad_w = (-size % patch for size, patch in zip((time, height, width), self.patch_size))
         if pad_t or pad_h or pad_w:

@@ -1,4 +1,4 @@
-"""The ``audio-visual-emotion-classification`` pipeline: video clips in, emotion labels and polarity out.
+"""Pipelines for AV-CPNet: video clips in, emotion labels (and polarity) out, one result per input.
 
 ```python
 >>> import modeling_avcpnet  # registers the task and the Auto classes
@@ -6,15 +6,39 @@
 >>> classifier = pipeline("audio-visual-emotion-classification", model="path/to/checkpoint", trust_remote_code=True)
 >>> classifier("clip.mp4")
 {'label': 'fear', 'score': 0.41, 'labels': [{'label': 'fear', 'score': 0.41}, ...], 'polarity': 'negative',
- 'polarity_score': 0.72, 'polarity_scores': {'positive': 0.2, 'neutral': 0.08, 'negative': 0.72}, 'has_audio': True}
+ 'polarity_score': 0.72, 'polarity_scores': {'positive': 0.2, 'neutral': 0.08, 'negative': 0.72}, 'has_audio': True,
+ 'error': None}
+>>> pipeline("video-classification", model="path/to/checkpoint", trust_remote_code=True)("clip.mp4")
+[{'score': 0.41, 'label': 'fear'}, {'score': 0.2, 'label': 'sad'}, ...]
 ```
 
-A checkpoint folder written by [`save_for_pipeline`] (or `AVCPNetPipeline.save_pretrained`) carries this file and a
-`custom_pipelines` entry in its `config.json`, so `pipeline(task, model=folder, trust_remote_code=True)` also works
-in a Python process where the `modeling_avcpnet` package is not installed. transformers asks for
-`trust_remote_code=True` for such a folder even when the package is installed; there, passing
-`pipeline_class=AVCPNetPipeline` instead uses the installed code. With model and processor objects,
-`pipeline(task, model=model, processor=processor)` uses the task registered on import of the package.
+Two tasks, two classes:
+
+- `AVCPNetPipeline`, task ``audio-visual-emotion-classification`` (registered on import of the package): the full
+  result, with polarity and whether the clip had audio.
+- `AVCPNetVideoClassificationPipeline`, for transformers' standard ``video-classification`` task: the built-in
+  `VideoClassificationPipeline` (same arguments: `top_k`, `num_frames`, `function_to_apply`; same output: a list of
+  `{"score", "label"}`), except that it runs the whole processor, so the soundtrack is read from the same file as the
+  frames. An input without a soundtrack of its own (a decoded array, a frame folder, a file without an audio stream)
+  is classified from vision alone, with a `MissingAudioWarning` and `audio_mask` False.
+
+A checkpoint folder written by [`save_for_pipeline`] (or `AVCPNetPipeline.save_pretrained`) carries this file and
+both tasks in the `custom_pipelines` entry of its `config.json` ([`custom_pipelines`]), so
+`pipeline(task, model=folder, trust_remote_code=True)` works for either task, also in a Python process where the
+`modeling_avcpnet` package is not installed (transformers looks up `custom_pipelines` before its own tasks).
+With model and processor objects, `pipeline(TASK, model=model, processor=processor)` uses the task registered on
+import of the package, and `pipeline("video-classification", model=model, processor=processor,
+pipeline_class=AVCPNetVideoClassificationPipeline)` the standard one.
+
+Bad inputs never cost the other results. For an input that cannot be decoded (empty, truncated or non-media file,
+no video stream, ...: a `MediaError` of the processor) the result is an error entry instead of an exception:
+
+- `audio-visual-emotion-classification`: the same keys as a result, `error` holding the message (which starts
+  with the file name: `"clips/bad.mp4: file is empty (0 bytes)"`) and the others None (`labels` empty); a good
+  result has `error: None`. These are `avcpnet predict`'s error rows.
+- `video-classification`: `[{"score": None, "label": None, "error": message}]` in place of the list of labels.
+
+`on_error="raise"` (a call or construction argument of both pipelines) raises the `MediaError` instead.
 
 This file is copied into checkpoint folders: it may import only torch, transformers and its sibling files.
 """
@@ -22,7 +46,9 @@ This file is copied into checkpoint folders: it may import only torch, transform
 from __future__ import annotations
 
 import inspect
+import io
 import os
+import types
 from typing import Any
 
 import torch
@@ -30,13 +56,26 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForVideoClassification, AutoProcessor, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .configuration_avcpnet import POLARITIES
+from .media_avcpnet import is_media_error
 
 TASK = "audio-visual-emotion-classification"
+VIDEO_TASK = "video-classification"
+ON_ERROR = ("report", "raise")
 
 # Files that `ProcessorMixin.save_pretrained` (and the older per-component layout) leave in a model folder.
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
+
+
+def custom_pipelines() -> dict[str, dict[str, Any]]:
+    """The `config.custom_pipelines` entry of a saved folder: both tasks, resolved to the classes of this file
+    (`pt` names the Auto class, which finds the model through `config.auto_map`)."""
+    module = __name__.split(".")[-1]
+    entry = {"pt": ["AutoModelForVideoClassification"], "tf": [], "default": None}
+    return {TASK: {**entry, "impl": f"{module}.AVCPNetPipeline", "type": "multimodal"},
+            VIDEO_TASK: {**entry, "impl": f"{module}.AVCPNetVideoClassificationPipeline", "type": "video"}}
 
 
 def missing_processor_message(model_name_or_path: str) -> str | None:
@@ -53,32 +92,58 @@ def missing_processor_message(model_name_or_path: str) -> str | None:
     )
 
 
+def require_processor(model, processor) -> None:
+    """Raise a `ValueError` saying why there is no processor (`pipeline()` swallows processor loading errors)."""
+    if processor is not None:
+        return
+    name = str(getattr(model, "name_or_path", "") or "")
+    message = missing_processor_message(name) if name else None
+    if message is None and name:
+        try:
+            AutoProcessor.from_pretrained(name)
+        except Exception as error:  # noqa: BLE001 (reported, with its type, in the message below)
+            message = f"the processor saved with {name} could not be loaded ({type(error).__name__}: {error})"
+    raise ValueError(message or f"no AVCPNetProcessor for {name or 'this model'}: pass `processor=` to the pipeline")
+
+
 def collate_model_inputs(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate per-clip model inputs (each with a batch dimension of 1) into one batch; all tensors of a given
-    key have the same shape because the processor crops and tiles every clip to the config's sizes."""
+    """Concatenate per-clip model inputs (each with a batch dimension of 1) into one batch: tensors along the batch
+    dimension (all of a key have the same shape: the processor crops and tiles every clip to the config's sizes),
+    lists (the per-input `errors`) end to end. An input that failed has no tensors, only its `errors` entry."""
     batch = {}
-    for key in items[0]:
-        values = [item[key] for item in items]
-        batch[key] = torch.cat(values) if isinstance(values[0], torch.Tensor) else values
+    for key in dict.fromkeys(key for item in items for key in item):
+        values = [item[key] for item in items if key in item]
+        if isinstance(values[0], torch.Tensor):
+            batch[key] = torch.cat(values)
+        elif isinstance(values[0], list):
+            batch[key] = [value for chunk in values for value in chunk]
+        else:
+            batch[key] = values
     return batch
 
 
-class AVCPNetPipeline(Pipeline):
-    """Audio-visual emotion classification of short videos with an AV-CPNet model.
+def preprocess_clip(processor, inputs, **video_kwargs) -> dict[str, Any]:
+    """Model inputs (batch of 1) for one clip, in eval mode. `inputs` is anything the processor takes as one video,
+    or `{"video": ..., "audio": ...}` with a separate soundtrack. Raises `MediaError` for undecodable media."""
+    audio = None
+    if isinstance(inputs, dict):
+        if "video" not in inputs:
+            raise ValueError(f"a dict input needs a 'video' key (and optionally 'audio'), got keys {sorted(inputs)}")
+        audio = inputs.get("audio") or None
+        inputs = inputs["video"]
+    if isinstance(inputs, os.PathLike):
+        inputs = os.fspath(inputs)
+    features = processor(videos=[inputs], audio=None if audio is None else [audio], training=False,
+                         return_tensors="pt", **video_kwargs)
+    return dict(features)
 
-    Inputs: a local file path, the file's bytes, a file-like object, a decoded `(T, H, W, 3)` array (whatever the
-    processor takes), a dict `{"video": ..., "audio": ...}` for a separate soundtrack file, or a list of any of
-    these. Each clip is processed in eval mode (centred segments, centre crop); clips without an audio stream get
-    zero features and `audio_mask` False, so the model classifies them from vision alone.
 
-    Returns per clip a dict: `label` and `score` (the most likely class), `labels` (the `top_k` classes with their
-    probabilities, best first), `polarity` and `polarity_score` (the polarity whose classes have the largest summed
-    probability, using `config.label2polarity`, and that sum), `polarity_scores` (all three sums) and `has_audio`.
+class _OneResultPerInput:
+    """What both pipelines share: the processor turns each input into model inputs, or into an error entry when its
+    media cannot be decoded; batches mix both (the model runs on the good rows only)."""
 
-    Call arguments: `top_k` (default 5, capped at the number of labels), `batch_size`, `num_workers` (DataLoader
-    workers that run the processor) and `device` at construction, as in the built-in pipelines. Unreadable media
-    raises the processor's error, which names the file.
-    """
+    # model output fields returned per clip (padded with NaN for inputs that failed); MER 2023 adds `valence`
+    per_clip_outputs = ("logits",)
 
     _load_processor = None  # loaded when present; __init__ then says clearly what is missing
     _load_image_processor = False
@@ -86,47 +151,104 @@ class AVCPNetPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def _check_on_error(self, on_error: str) -> str:
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        return on_error
+
+    def _prepare(self, inputs, on_error: str = "report", **video_kwargs) -> dict[str, Any]:
+        try:
+            features = preprocess_clip(self.processor, inputs, **video_kwargs)
+        except ValueError as error:
+            if on_error == "raise" or not is_media_error(error):
+                raise
+            return {"errors": [str(error)]}
+        return {**features, "errors": [None]}
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        """`logits` `(batch, num_labels)` (NaN for inputs that failed; likewise every field of `per_clip_outputs`),
+        `audio_mask` `(batch,)`, `errors`."""
+        dtype = self.model.dtype
+        tensors = {key: value.to(dtype) if value.is_floating_point() else value
+                   for key, value in model_inputs.items() if key in self._forward_input_names}
+        errors = model_inputs.get("errors")
+        if errors is None:  # inputs made by `preprocess_clip` directly (e.g. `avcpnet predict`)
+            errors = [None] * len(next(value for value in model_inputs.values() if isinstance(value, torch.Tensor)))
+        good = [position for position, error in enumerate(errors) if error is None]
+        num_labels = self.model.config.num_labels
+        if not good:
+            return {**{name: torch.full((len(errors), num_labels) if name == "logits" else (len(errors),),
+                                        float("nan")) for name in self.per_clip_outputs},
+                    "audio_mask": torch.zeros(len(errors), dtype=torch.bool), "errors": errors}
+        outputs = self.model(**tensors)
+        padded = {}
+        for name in self.per_clip_outputs:
+            value = outputs[name].reshape(len(good), -1) if name != "logits" else outputs[name]
+            full = value.new_full((len(errors), *value.shape[1:]), float("nan"))
+            full[good] = value
+            padded[name] = full if name == "logits" else full.reshape(len(errors))
+        audio_mask = torch.zeros(len(errors), dtype=torch.bool, device=outputs.logits.device)
+        # processors of models without a separate audio branch (MER 2023) give no mask: every clip has its sound
+        given = model_inputs.get("audio_mask")
+        audio_mask[good] = given.to(audio_mask.device).bool() if given is not None else True
+        return {**padded, "audio_mask": audio_mask, "errors": errors}
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # The base class pads batches with a tokenizer or feature extractor; our clips all have the same shapes,
+        # so batching is a concatenation (of the good inputs' tensors).
+        dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_model_inputs)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    @staticmethod
+    def _error_of(model_outputs: dict[str, Any]) -> str | None:
+        errors = model_outputs.get("errors")
+        return errors[0] if isinstance(errors, list) else errors  # a list when the loader did not unbatch
+
+
+class AVCPNetPipeline(_OneResultPerInput, Pipeline):
+    """Audio-visual emotion classification of short videos with an AV-CPNet model.
+
+    Inputs: a local file path, the file's bytes, a file-like object, a decoded `(T, H, W, 3)` array (whatever the
+    processor takes), a dict `{"video": ..., "audio": ...}` for a separate soundtrack file, or a list of any of
+    these. Each clip is processed in eval mode (centred segments, centre crop); clips without an audio stream get
+    zero features and `audio_mask` False, so the model classifies them from vision alone.
+
+    Returns per input a dict: `label` and `score` (the most likely class), `labels` (the `top_k` classes with their
+    probabilities, best first), `polarity` and `polarity_score` (the polarity whose classes have the largest summed
+    probability, using `config.label2polarity`, and that sum), `polarity_scores` (all three sums), `has_audio`, and
+    `error` (None; for an input that cannot be decoded, the message naming the file, with the other keys None).
+
+    Call arguments: `top_k` (default 5, capped at the number of labels), `on_error` (`"report"`, the default, or
+    `"raise"`), `batch_size`, `num_workers` (DataLoader workers that run the processor) and `device` at construction,
+    as in the built-in pipelines.
+    """
+
     def __init__(self, model, processor=None, **kwargs):
-        if processor is None:
-            # `pipeline()` swallows processor loading errors for optional components: say what went wrong.
-            name = str(getattr(model, "name_or_path", "") or "")
-            message = missing_processor_message(name) if name else None
-            if message is None and name:
-                try:
-                    AutoProcessor.from_pretrained(name)
-                except Exception as error:  # noqa: BLE001 (reported, with its type, in the message below)
-                    message = f"the processor saved with {name} could not be loaded ({type(error).__name__}: {error})"
-            raise ValueError(
-                message or f"no AVCPNetProcessor for {name or 'this model'}: pass `processor=` to the pipeline"
-            )
+        require_processor(model, processor)
         super().__init__(model=model, processor=processor, **kwargs)
         self._forward_input_names = set(inspect.signature(self.model.forward).parameters)
 
-    def _sanitize_parameters(self, top_k=None, **kwargs):
-        postprocess_params = {}
-        if top_k is not None:
-            postprocess_params["top_k"] = top_k
+    def _sanitize_parameters(self, top_k=None, on_error=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
-        return {}, {}, postprocess_params
+        preprocess_params = {"on_error": self._check_on_error(on_error)} if on_error is not None else {}
+        postprocess_params = {"top_k": top_k} if top_k is not None else {}
+        return preprocess_params, {}, postprocess_params
 
-    def preprocess(self, inputs, **kwargs) -> dict[str, Any]:
-        return preprocess_clip(self.processor, inputs)
-
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
-        tensors = {key: value for key, value in model_inputs.items() if key in self._forward_input_names}
-        outputs = self.model(**tensors)
-        batch_size = outputs.logits.shape[0]
-        audio_mask = model_inputs.get("audio_mask")
-        if audio_mask is None:
-            audio_mask = torch.ones(batch_size, dtype=torch.bool)
-        return {"logits": outputs.logits, "audio_mask": audio_mask}
+    def preprocess(self, inputs, on_error: str = "report") -> dict[str, Any]:
+        return self._prepare(inputs, on_error)
 
     def polarity_ids(self) -> list[int]:
         """The polarity (index in POLARITIES) of each class id."""
         return self.model.config.polarity_ids
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
+    def postprocess(self, model_outputs: dict[str, Any], top_k: int = 5) -> dict[str, Any]:
+        error = self._error_of(model_outputs)
+        if error is not None:
+            return {"label": None, "score": None, "labels": [], "polarity": None, "polarity_score": None,
+                    "polarity_scores": None, "has_audio": None, "error": error}
         config = self.model.config
         probabilities = model_outputs["logits"][0].float().softmax(-1)
         polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
@@ -144,57 +266,75 @@ class AVCPNetPipeline(Pipeline):
             "polarity_score": float(polarity_scores[polarity_id]),
             "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
             "has_audio": bool(model_outputs["audio_mask"].reshape(-1)[0]),
+            "error": None,
         }
 
-    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        # The base class pads batches with a tokenizer or feature extractor; our clips all have the same shapes,
-        # so batching is a plain concatenation.
-        dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_model_inputs)
-        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
-        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
-
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
-        """Save the model, this pipeline's code (registered in `config.custom_pipelines`) and the processor, so that
-        `pipeline(task, model=save_directory, trust_remote_code=True)` works without this package installed."""
-        # The base class would also write the feature extractor on its own; the processor saves all its parts.
-        # It also sets `config.custom_pipelines` for the saved config.json; the in-memory config is left as it was,
-        # so that a later plain `model.save_pretrained` does not name a pipeline file it does not write.
+        """Save the model (its `config.json` listing both tasks in `custom_pipelines`), this file with its sibling
+        files, and the processor, so that `pipeline(task, model=save_directory, trust_remote_code=True)` works for
+        both tasks without this package installed. The in-memory config is left as it was, so that a later plain
+        `model.save_pretrained` does not name a pipeline file it does not write."""
+        from transformers.dynamic_module_utils import custom_object_save
+
+        os.makedirs(save_directory, exist_ok=True)
         config = self.model.config
         had_entry, previous = hasattr(config, "custom_pipelines"), getattr(config, "custom_pipelines", None)
-        feature_extractor, self.feature_extractor = self.feature_extractor, None
+        config.custom_pipelines = custom_pipelines()
         try:
-            super().save_pretrained(save_directory, **kwargs)
+            custom_object_save(self, save_directory)
+            self.model.save_pretrained(save_directory, **kwargs)
         finally:
-            self.feature_extractor = feature_extractor
             if had_entry:
                 config.custom_pipelines = previous
-            elif hasattr(config, "custom_pipelines"):
+            else:
                 delattr(config, "custom_pipelines")
         self.processor.save_pretrained(save_directory)
 
 
-def preprocess_clip(processor, inputs) -> dict[str, Any]:
-    """Model inputs (batch of 1) for one clip, in eval mode. `inputs` is anything the processor takes as one video,
-    or `{"video": ..., "audio": ...}` with a separate soundtrack."""
-    audio = None
-    if isinstance(inputs, dict):
-        if "video" not in inputs:
-            raise ValueError(f"a dict input needs a 'video' key (and optionally 'audio'), got keys {sorted(inputs)}")
-        audio = inputs.get("audio") or None
-        inputs = inputs["video"]
-    if isinstance(inputs, os.PathLike):
-        inputs = os.fspath(inputs)
-    features = processor(
-        videos=[inputs], audio=None if audio is None else [audio], training=False, return_tensors="pt"
-    )
-    return dict(features)
+class AVCPNetVideoClassificationPipeline(_OneResultPerInput, VideoClassificationPipeline):
+    """transformers' `VideoClassificationPipeline` for AV-CPNet: the same arguments and output, with the soundtrack
+    read from the same file as the frames (see the module docstring). `num_frames`, when given, must equal the
+    model's `num_segments * frames_per_segment`; `frame_sampling_rate` is not supported (AV-CPNet samples by
+    segments). Bad inputs give error entries (`on_error="raise"` to raise instead)."""
+
+    def __init__(self, model, processor=None, **kwargs):
+        require_processor(model, processor)
+        # Not VideoClassificationPipeline.__init__: it wants an image or video processor and a model type from
+        # transformers' own mapping; this pipeline runs the AV-CPNet processor.
+        Pipeline.__init__(self, model=model, processor=processor, **kwargs)
+        self._forward_input_names = set(inspect.signature(self.model.forward).parameters)
+
+    def _sanitize_parameters(self, top_k=None, num_frames=None, frame_sampling_rate=None, function_to_apply=None,
+                             on_error=None):
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(
+            top_k=top_k, num_frames=num_frames, frame_sampling_rate=frame_sampling_rate,
+            function_to_apply=function_to_apply)
+        if on_error is not None:
+            preprocess_params["on_error"] = self._check_on_error(on_error)
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, video, num_frames=None, frame_sampling_rate=1, on_error: str = "report") -> dict[str, Any]:
+        if frame_sampling_rate not in (None, 1):
+            raise ValueError(f"{type(self).__name__}: AV-CPNet samples frames by segments; frame_sampling_rate is not "
+                             f"supported (got {frame_sampling_rate})")
+        if isinstance(video, str) and video.startswith(("http://", "https://")):  # as the built-in pipeline
+            from huggingface_hub.utils import httpx
+
+            video = io.BytesIO(httpx.get(video, follow_redirects=True).content)
+        return self._prepare(video, on_error, do_sample_frames=True, num_frames=num_frames)
+
+    def postprocess(self, model_outputs: dict[str, Any], top_k: int = 5, function_to_apply=None):
+        error = self._error_of(model_outputs)
+        if error is not None:
+            return [{"score": None, "label": None, "error": error}]
+        return super().postprocess(types.SimpleNamespace(logits=model_outputs["logits"]), top_k=top_k,
+                                   function_to_apply=function_to_apply)
 
 
 def save_for_pipeline(model, processor, save_directory: str | os.PathLike, **kwargs: Any) -> str:
-    """Write `model` and `processor` to `save_directory` so that `pipeline("audio-visual-emotion-classification",
-    model=save_directory, trust_remote_code=True)` loads them (also without this package installed). Adds a
-    `custom_pipelines` entry to `model.config`. Returns the folder."""
+    """Write `model` and `processor` to `save_directory` so that `pipeline(task, model=save_directory,
+    trust_remote_code=True)` loads them for `"audio-visual-emotion-classification"` and `"video-classification"`
+    (also without this package installed). Returns the folder."""
     pipe = AVCPNetPipeline(model=model, processor=processor, task=TASK, device=model.device)
     pipe.save_pretrained(save_directory, **kwargs)
     return os.fspath(save_directory)
@@ -203,10 +343,7 @@ def save_for_pipeline(model, processor, save_directory: str | os.PathLike, **kwa
 def _register() -> None:
     existing = PIPELINE_REGISTRY.supported_tasks.get(TASK)
     if existing is not None and existing["impl"].__name__ == AVCPNetPipeline.__name__:
-        # A second copy of this file (the one a checkpoint folder carries, imported through trust_remote_code):
-        # keep the first registration, but let this class save itself too.
-        AVCPNetPipeline._registered_impl = {TASK: {**existing, "impl": AVCPNetPipeline}}
-        return
+        return  # a second copy of this file (a checkpoint folder's, through trust_remote_code): keep the first
     # A saved `custom_pipelines` entry names its model classes and transformers resolves them with
     # getattr(transformers, name): so register the Auto class, which finds our model through config.auto_map.
     PIPELINE_REGISTRY.register_pipeline(
@@ -216,4 +353,5 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["AVCPNetPipeline", "TASK", "preprocess_clip", "save_for_pipeline"]
+__all__ = ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "TASK", "VIDEO_TASK", "custom_pipelines",
+           "preprocess_clip", "save_for_pipeline"]

@@ -2,11 +2,15 @@
 
 `processor(videos=paths)` returns a `BatchFeature` with `pixel_values_videos` `(B, S, F, 3, H, W)` float32,
 `input_features` `(B, A, T, n_mfcc)` float32 and `audio_mask` `(B,)` bool, so that `model(**processor(...))` works.
-A media file is opened once: the demuxing pass that indexes its video packets also decodes its audio track.
+A media file is opened once (through the media layer): the demuxing pass that indexes its video packets also
+decodes its audio track; the video processor then reads only the sampled frames from that open file, and the
+feature extractor turns the soundtrack into MFCC. Which samples are kept when some cannot be decoded
+(`skip_bad_files`) is decided here, once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import warnings
@@ -19,7 +23,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
-from .media_avcpnet import MediaError, MediaReader, VideoDecodingError
+from .media_avcpnet import MediaError, MediaReader, VideoDecodingError, describe_source, is_media_error
 from .video_processing_avcpnet import AVCPNetVideoProcessor, make_video_list
 
 
@@ -37,12 +41,13 @@ class AVCPNetProcessor(ProcessorMixin):
     arrays have no audio of their own. A sample without usable audio gets zero features, `audio_mask` False and one
     `MissingAudioWarning` naming the file (Python's warning filter shows it once per file).
 
-    Other arguments: `training` (random sampling and augmentation, from `generator` or torch's global RNG),
-    `generator` (`torch.Generator`), `skip_bad_files` (see below), `sampling_rate` (of waveform arrays passed as
-    `audio`; defaults to the feature extractor's), `return_tensors` (`"pt"` or `"np"`).
+    Other arguments: `skip_bad_files` (see below), `sampling_rate` (of waveform arrays passed as `audio`; defaults
+    to the feature extractor's), `return_tensors` (`"pt"` or `"np"`), and the video processor's arguments, e.g.
+    `training` (random sampling and augmentation, from `generator` or torch's global RNG), `generator`
+    (`torch.Generator`), `do_sample_frames`, `num_frames` (see [`AVCPNetVideoProcessor`]).
 
     `skip_bad_files=False` (default): the first sample whose video or soundtrack cannot be decoded raises
-    `VideoDecodingError` (a `ValueError` naming the file and the problem). `skip_bad_files=True`: such samples are
+    `MediaError` (a `ValueError` naming the file and the problem). `skip_bad_files=True`: such samples are
     left out of every output tensor; the returned `BatchFeature` has the attributes `kept_indices` (positions in
     the input list of the rows of the batch, in order) and `errors` (dict: input position -> error message), which
     are not dictionary keys, so `model(**batch)` works. Example: inputs `[good, bad, good]` give a batch of 2 rows,
@@ -76,38 +81,44 @@ class AVCPNetProcessor(ProcessorMixin):
                 raise TypeError(f"from_model_config: unknown override {key!r}")
         return cls(AVCPNetVideoProcessor(**video_kwargs), AVCPNetFeatureExtractor(**audio_kwargs))
 
-    def __call__(self, videos=None, audio=None, training: bool = False, return_tensors: Optional[str] = "pt",
-                 skip_bad_files: bool = False, generator: Optional[torch.Generator] = None,
-                 sampling_rate: Optional[int] = None, **kwargs) -> BatchFeature:
-        if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
+    def __call__(self, videos=None, audio=None, sampling_rate: Optional[int] = None, skip_bad_files: bool = False,
+                 return_tensors: Optional[str] = "pt", **video_kwargs) -> BatchFeature:
+        """See the class docstring. `video_kwargs` go to the video processor (`training`, `generator`,
+        `do_sample_frames`, `num_frames`, `do_resize`, ...); other names raise `TypeError`."""
+        valid = set(self.video_processor.valid_kwargs.__annotations__)
+        unknown = sorted(set(video_kwargs) - valid)
+        if unknown:
+            raise TypeError(f"unexpected arguments {unknown} for {type(self).__name__}")
         if videos is None and audio is None:
             raise ValueError("pass videos, audio or both")
         video_list = make_video_list(videos) if videos is not None else None
         audio_list = self._audio_list(audio, len(video_list) if video_list is not None else None)
         count = len(video_list) if video_list is not None else len(audio_list)
 
-        clips, waveforms, kept, errors = [], [], [], {}
+        # The bad-file policy, in one place: a sample whose media cannot be decoded raises, or is left out.
+        clips, features, kept, errors = [], [], [], {}
         for position in range(count):
+            video = video_list[position] if video_list is not None else None
             try:
-                clip, waveform = self._load_sample(
-                    video_list[position] if video_list is not None else None, audio_list[position], training,
-                    generator, sampling_rate)
-            except VideoDecodingError as error:
-                if not skip_bad_files:
+                clip, audio_features = self._process_sample(video, audio_list[position], sampling_rate, video_kwargs)
+            except ValueError as error:  # a MediaError, from this file's copy of the media layer or another's
+                if not skip_bad_files or not is_media_error(error):
                     raise
                 errors[position] = str(error)
                 continue
             if clip is not None:
-                clips.append(self.video_processor.transform_clip(clip, training=training, generator=generator))
-            waveforms.append(waveform)
+                clips.append(clip)
+            features.append(audio_features)
             kept.append(position)
 
         data = {}
         if video_list is not None:
-            data.update(self.video_processor.pack(clips, kept, errors, return_tensors).data)
-        data.update(self.feature_extractor(waveforms, return_tensors=return_tensors).data)
-        batch = BatchFeature(data)
+            data["pixel_values_videos"] = torch.cat(clips) if clips else self._no_clips()
+        if features:
+            data.update({key: torch.cat([item[key] for item in features]) for key in features[0]})
+        else:
+            data.update(self.feature_extractor([], return_tensors="pt").data)
+        batch = BatchFeature(data, tensor_type=return_tensors)
         batch.kept_indices = kept
         batch.errors = errors
         return batch
@@ -125,42 +136,43 @@ class AVCPNetProcessor(ProcessorMixin):
                              "(None to use the video's own audio track)")
         return audio_list
 
-    def _load_sample(self, video, audio, training: bool, generator, sampling_rate: Optional[int]):
-        """Frames `(S * F, H, W, 3)` uint8 (or None without a video) and a mono waveform at the feature
-        extractor's rate (or None without audio) for one sample."""
+    def _process_sample(self, video, audio, sampling_rate: Optional[int], video_kwargs: dict):
+        """`pixel_values_videos` `(1, S, F, 3, H, W)` (None without a video) and the feature extractor's output for
+        one sample. A media file is opened once: the pass that indexes its video packets also decodes its soundtrack
+        (only the central part that the centre-cropped MFCC covers, with a second to spare, so that a 10-minute file
+        does not cost ten times a 1-minute one)."""
         rate = self.feature_extractor.sampling_rate
-        # Only the central part of a long soundtrack reaches the (centre-cropped) features: decode just that, with a
-        # second to spare, so that a 10-minute file does not cost ten times a 1-minute one.
         max_seconds = self.feature_extractor.needed_seconds + 1.0
         own_audio = video is not None and audio is None and _is_media_file(video)
-        clip = None
+        clip, waveform, waveform_rate, problem = None, None, rate, "no soundtrack given"
+        name = describe_source(video) if video is not None else "<audio>"
         if video is not None:
-            clip = self.video_processor.decode_clip(video, training=training, generator=generator,
-                                                    audio_sample_rate=rate if own_audio else None,
-                                                    audio_max_seconds=max_seconds)
-        if own_audio:
-            waveform, problem, name = clip.audio, clip.audio_problem, clip.name
-        elif audio is None:
-            waveform, problem, name = None, "no soundtrack given", clip.name if clip else "<audio>"
-        elif isinstance(audio, (np.ndarray, torch.Tensor)):
-            waveform = np.asarray(audio, dtype=np.float32)
-            if waveform.ndim == 2:
-                waveform = waveform.mean(0)
-            if sampling_rate and sampling_rate != rate:
-                import torchaudio
-
-                waveform = torchaudio.functional.resample(torch.from_numpy(waveform), sampling_rate, rate).numpy()
-            problem = "empty waveform" if waveform.size == 0 else None
-            waveform = waveform if waveform.size else None
-            name = clip.name if clip else "<waveform>"
-        else:
-            with MediaReader(audio, require_video=False, audio_sample_rate=rate,
-                             audio_max_seconds=max_seconds) as reader:
-                waveform, problem, name = reader.audio, reader.audio_problem, reader.name
-        if waveform is None:
+            # A media file is opened here, once, for its frames (read by the video processor) and its soundtrack;
+            # frame folders and arrays go to the video processor as they are.
+            reader = MediaReader(video, audio_sample_rate=rate if own_audio else None, audio_max_seconds=max_seconds,
+                                 threads=self.video_processor.decode_threads) if _is_media_file(video) else None
+            with reader if reader is not None else contextlib.nullcontext():
+                clip = self.video_processor(reader if reader is not None else video, return_tensors="pt",
+                                            **video_kwargs)["pixel_values_videos"]
+                if own_audio:
+                    waveform, problem = reader.audio, reader.audio_problem
+        if isinstance(audio, (np.ndarray, torch.Tensor)):
+            waveform, waveform_rate, problem = audio, sampling_rate or rate, "empty waveform"
+        elif audio is not None:
+            with MediaReader(audio, require_video=False, audio_sample_rate=rate, audio_max_seconds=max_seconds,
+                             index_video=False) as soundtrack:
+                waveform, problem, name = soundtrack.audio, soundtrack.audio_problem, soundtrack.name
+        if waveform is None or np.asarray(waveform).size == 0:
             warnings.warn(f"{name}: {problem}; using zero audio features (audio_mask False)", MissingAudioWarning,
-                          stacklevel=3)
-        return (clip.frames if clip is not None else None), waveform
+                          stacklevel=4)
+            waveform = None
+        return clip, self.feature_extractor([waveform], sampling_rate=waveform_rate, return_tensors="pt")
+
+    def _no_clips(self) -> torch.Tensor:
+        """`pixel_values_videos` of a batch in which no video could be decoded: `(0, S, F, 3, H, W)`."""
+        processor = self.video_processor
+        return torch.zeros(0, processor.num_segments, processor.frames_per_segment, 3, processor.crop_size.height,
+                           processor.crop_size.width)
 
     @property
     def model_input_names(self) -> list[str]:
@@ -168,10 +180,10 @@ class AVCPNetProcessor(ProcessorMixin):
 
 
 def _is_media_file(video: Any) -> bool:
-    """True for inputs read with PyAV (files, bytes, file objects), False for frame folders and arrays."""
+    """True for inputs read with PyAV (files, bytes, file objects), False for frame folders, arrays and readers."""
     if isinstance(video, (str, os.PathLike)):
         return not os.path.isdir(video)
-    return isinstance(video, (bytes, bytearray, memoryview)) or hasattr(video, "read")
+    return isinstance(video, (bytes, bytearray, memoryview, dict)) or hasattr(video, "read")
 
 
-__all__ = ["AVCPNetProcessor", "MissingAudioWarning", "VideoDecodingError"]
+__all__ = ["AVCPNetProcessor", "MissingAudioWarning", "MediaError", "VideoDecodingError"]

@@ -9,24 +9,30 @@ Only the sampled frames are decoded (see `media_avcpnet.MediaReader`), resized s
 centre or corner crop when training, then with probability `augment_probability` one of horizontal flip, rotation
 by up to `max_rotation_degrees`, or brightness scaled by a factor in `brightness_range`, the same for every frame of
 the clip) and normalised (`x / 255 - 100 / 255` by default: the public code's mean and no std).
+
+The class fills in `BaseVideoProcessor`'s hooks, so the base class's `preprocess` runs the usual steps and honours
+its arguments (`do_sample_frames`, `num_frames`, `video_metadata`, `return_metadata`, `do_resize`, ...):
+`sample_frames` (segment sampling), `_decode_and_sample_videos` (decodes only the sampled frames of each video
+through the media layer) and `_preprocess` (crop, augment, normalise). It decodes video only: the soundtrack is the
+processor's business (`AVCPNetProcessor` opens each file once for both).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as tvF
 
 from transformers.image_processing_utils import BatchFeature
-from transformers.image_utils import PILImageResampling
+from transformers.image_utils import PILImageResampling, SizeDict
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
+from transformers.video_utils import VideoMetadata
 
-from .media_avcpnet import FrameFolderReader, MediaError, MediaReader, VideoDecodingError
+from .media_avcpnet import MediaError, open_video, output_size
 
 
 class AVCPNetVideoProcessorKwargs(VideosKwargs, total=False):
@@ -43,6 +49,11 @@ class AVCPNetVideoProcessorKwargs(VideosKwargs, total=False):
         Training only: the brightness augmentation draws a factor uniformly in this range.
     decode_threads (`int`, *optional*, defaults to 0):
         Decoder threads per video (0: FFmpeg picks from the CPU count).
+    training (`bool`, *optional*, defaults to `False`):
+        Random snippet offsets, crops and augmentation instead of the deterministic evaluation transform.
+    generator (`torch.Generator`, *optional*):
+        Source of the training randomness; None uses torch's global RNG (so `transformers.set_seed` makes it
+        reproducible while successive calls, i.e. epochs, differ).
     """
 
     num_segments: int
@@ -51,19 +62,8 @@ class AVCPNetVideoProcessorKwargs(VideosKwargs, total=False):
     max_rotation_degrees: float
     brightness_range: list[float]
     decode_threads: int
-
-
-@dataclass
-class DecodedClip:
-    """Sampled frames of one video, before cropping: `frames` is `(S * F, H, W, 3)` uint8 with the short side
-    already resized; `audio` is its mono soundtrack (or `None`) when audio was requested from the same file."""
-
-    name: str
-    frames: np.ndarray
-    indices: np.ndarray
-    num_frames: int
-    audio: Optional[np.ndarray] = None
-    audio_problem: Optional[str] = None
+    training: bool
+    generator: Any
 
 
 class AVCPNetVideoProcessor(BaseVideoProcessor):
@@ -72,21 +72,17 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
     crop_height, crop_width)`, float32.
 
     A video is a path to a media file (any container/codec FFmpeg reads), `bytes`, a seekable binary file object,
-    a folder of extracted frames (`000001.jpg`, ... : the eMotions release layout), or an already decoded array
-    `(T, H, W, 3)` uint8 (numpy or torch), optionally as a `(array, metadata)` tuple as returned by
-    `transformers.video_utils.load_video`. A list of these is a batch.
+    a folder of extracted frames (`000001.jpg`, ... : the eMotions release layout), an open reader of the media layer
+    (`MediaReader` / `FrameFolderReader`: how `AVCPNetProcessor` passes a file it has opened for its soundtrack too),
+    or an already decoded array `(T, H, W, 3)` uint8 (numpy or torch), optionally as a `(array, metadata)` tuple as
+    returned by `transformers.video_utils.load_video`. A list of these is a batch.
 
-    Call arguments (besides the usual `return_tensors`):
-        training (`bool`, defaults to `False`): random snippet offsets, crops and augmentation, drawn from
-            `generator` (a `torch.Generator`) or, when it is `None`, from torch's global RNG, so that
-            `transformers.set_seed` makes them reproducible while successive calls (epochs) differ.
-        skip_bad_files (`bool`, defaults to `False`): when `False`, the first video that cannot be decoded raises
-            `VideoDecodingError` (a `ValueError` naming the file and the problem). When `True`, such videos are
-            left out of the batch: the returned `BatchFeature` holds only the good samples, and carries two
-            attributes (not keys, so `model(**batch)` still works): `batch.kept_indices`, the positions in the
-            input list of the samples in the batch, in order, and `batch.errors`, a dict mapping the position of
-            every left-out input to its error message. Both are always set (`errors` is empty when every file
-            decoded). Other exceptions (bugs, wrong argument types) are never swallowed.
+    Besides the base class's arguments (`return_tensors` defaults to `"pt"`): `training` and `generator` (see
+    `AVCPNetVideoProcessorKwargs`). `do_sample_frames=True` (default) samples `num_segments * frames_per_segment`
+    frames per clip; `num_frames`, when given, must equal that product (the model's input size), and `fps` sampling
+    is not supported. With `do_sample_frames=False` a clip must already hold exactly that many frames.
+    A video that cannot be decoded raises `MediaError` (a `ValueError` naming the file and the problem); leaving bad
+    files out of a batch is `AVCPNetProcessor`'s `skip_bad_files`.
     """
 
     resample = PILImageResampling.BILINEAR
@@ -102,12 +98,15 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
     image_std = [1.0, 1.0, 1.0]
     do_convert_rgb = True
     do_sample_frames = True
+    return_tensors = "pt"
     num_segments = 16
     frames_per_segment = 8
     augment_probability = 0.3
     max_rotation_degrees = 20.0
     brightness_range = [0.5, 1.0]
     decode_threads = 0
+    training = False
+    generator = None
     valid_kwargs = AVCPNetVideoProcessorKwargs
     model_input_names = ["pixel_values_videos"]
 
@@ -118,17 +117,32 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
     def num_frames_per_clip(self) -> int:
         return self.num_segments * self.frames_per_segment
 
-    # -- sampling -------------------------------------------------------------------------------------------------
+    # -- sampling (BaseVideoProcessor hook) -----------------------------------------------------------------------
 
-    def sample_indices(self, num_frames: int, training: bool = False,
-                       generator: Optional[torch.Generator] = None) -> np.ndarray:
+    def sample_frames(self, metadata: VideoMetadata, num_frames: Optional[int] = None, fps: Optional[float] = None,
+                      training: bool = False, generator: Optional[torch.Generator] = None,
+                      num_segments: Optional[int] = None, frames_per_segment: Optional[int] = None,
+                      **kwargs) -> np.ndarray:
+        """Frame indices to decode for the clip `metadata` describes (see `sample_indices`)."""
+        segments = num_segments or self.num_segments
+        length = frames_per_segment or self.frames_per_segment
+        if fps is not None:
+            raise ValueError(f"{type(self).__name__} samples {segments} segments of {length} frames; sampling by "
+                             "fps is not supported (leave fps unset)")
+        if num_frames is not None and num_frames != segments * length:
+            raise ValueError(f"{type(self).__name__} takes exactly num_segments * frames_per_segment = "
+                             f"{segments} * {length} = {segments * length} frames per clip, got num_frames={num_frames}")
+        return self.sample_indices(metadata.total_num_frames, training, generator, segments, length)
+
+    def sample_indices(self, num_frames: int, training: bool = False, generator: Optional[torch.Generator] = None,
+                       num_segments: Optional[int] = None, frames_per_segment: Optional[int] = None) -> np.ndarray:
         """Frame indices to decode for a clip of `num_frames` frames: `(num_segments * frames_per_segment,)` int64,
         segment after segment. Evaluation: the centred snippet of each segment (deterministic). Training: a
         random snippet per segment. Clips shorter than `num_segments * frames_per_segment` frames are loop-padded:
         the indices run through the clip and wrap around (at a random starting frame when training)."""
-        segments, length = self.num_segments, self.frames_per_segment
+        segments, length = num_segments or self.num_segments, frames_per_segment or self.frames_per_segment
         total = segments * length
-        if num_frames <= 0:
+        if not num_frames or num_frames <= 0:
             raise ValueError(f"cannot sample frames from a clip with {num_frames} frames")
         if num_frames < total:
             start = int(torch.randint(num_frames, (1,), generator=generator)) if training else 0
@@ -143,81 +157,118 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
         starts = bounds[:-1] + offsets
         return (starts[:, None] + np.arange(length, dtype=np.int64)[None, :]).reshape(-1)
 
-    # -- decoding -------------------------------------------------------------------------------------------------
+    # -- decoding (BaseVideoProcessor hook) -----------------------------------------------------------------------
 
-    def decode_clip(self, video: Any, training: bool = False, generator: Optional[torch.Generator] = None,
-                    audio_sample_rate: Optional[int] = None, audio_max_seconds: Optional[float] = None) -> DecodedClip:
-        """Sample and decode the frames of one video (short side resized to `size["shortest_edge"]`).
+    def _decode_and_sample_videos(self, videos, video_metadata=None, do_sample_frames: Optional[bool] = None,
+                                  sample_indices_fn: Optional[Callable] = None):
+        """Decode the sampled frames of every video: `(list of (T, H, W, 3) uint8 arrays, list of VideoMetadata)`.
 
-        With `audio_sample_rate`, a media file's soundtrack is decoded in the same pass (mono float32 at that
-        rate) and returned as `clip.audio` (`None`, with the reason in `clip.audio_problem`, when it has none);
-        `audio_max_seconds` limits that to the central part of a longer soundtrack.
-        Raises `VideoDecodingError` for media that cannot be used.
+        Media files are decoded with their short side resized to this processor's `size["shortest_edge"]` inside
+        FFmpeg (`_preprocess` resizes again only when a call asks for another size).
         """
-        shortest_edge = self.size.shortest_edge if self.do_resize else None
-        if isinstance(video, tuple) and len(video) == 2 and not isinstance(video[0], (str, bytes)):
-            video = video[0]  # (array, metadata) as returned by load_video: sampling is by frame index
-        if isinstance(video, (str, os.PathLike)) and os.path.isdir(video):
-            return self._decode_frame_folder(os.fspath(video), training, generator, shortest_edge)
+        videos = make_video_list(videos)
+        if isinstance(video_metadata, (VideoMetadata, dict)):
+            video_metadata = [video_metadata]
+        if video_metadata is not None and len(video_metadata) != len(videos):
+            raise ValueError(f"got {len(videos)} videos but {len(video_metadata)} video_metadata entries")
+        frames, metadata = [], []
+        for position, video in enumerate(videos):
+            given = video_metadata[position] if video_metadata is not None else None
+            clip, clip_metadata = self.decode_video(video, sample_indices_fn if do_sample_frames else None, given)
+            frames.append(clip)
+            metadata.append(clip_metadata)
+        return frames, metadata
+
+    def decode_video(self, video: Any, sample_indices_fn: Optional[Callable] = None,
+                     metadata: Optional[VideoMetadata] = None) -> tuple[np.ndarray, VideoMetadata]:
+        """The frames of one video, `(T, H, W, 3)` uint8, and its `VideoMetadata` (`frames_indices`: the frames
+        taken). `sample_indices_fn(metadata=...)` chooses the frames (all of them when None)."""
+        if isinstance(video, tuple) and len(video) == 2 and isinstance(video[0], (np.ndarray, torch.Tensor)):
+            video, metadata = video  # (array, metadata) as returned by load_video: sampling is by frame index
         if isinstance(video, (np.ndarray, torch.Tensor)):
-            return self._sample_array(video, training, generator, shortest_edge)
-        with MediaReader(video, require_video=True, audio_sample_rate=audio_sample_rate,
-                         audio_max_seconds=audio_max_seconds, threads=self.decode_threads) as reader:
-            indices = self.sample_indices(reader.num_frames, training, generator)
-            frames = reader.read_frames(indices, shortest_edge=shortest_edge)
-            return DecodedClip(reader.name, frames, indices, reader.num_frames, reader.audio, reader.audio_problem)
+            array = _as_uint8_frames(video)
+            metadata = _metadata_for(metadata, total_num_frames=len(array))
+            indices = _indices(sample_indices_fn, metadata)
+            metadata.frames_indices = indices if indices is not None else np.arange(len(array))
+            return (array[indices] if indices is not None else array), metadata
+        if hasattr(video, "read_frames"):  # an open media-layer reader: the caller closes it
+            return self._read(video, sample_indices_fn, metadata)
+        if isinstance(video, os.PathLike):
+            video = os.fspath(video)
+        with open_video(video, threads=self.decode_threads) as reader:
+            return self._read(reader, sample_indices_fn, metadata)
 
-    def _decode_frame_folder(self, folder: str, training, generator, shortest_edge) -> DecodedClip:
-        reader = FrameFolderReader(folder)
-        indices = self.sample_indices(reader.num_frames, training, generator)
-        frames = self._resize_array(reader.read_frames(indices), shortest_edge)
-        return DecodedClip(reader.name, frames, indices, reader.num_frames)
+    def _read(self, reader, sample_indices_fn, metadata) -> tuple[np.ndarray, VideoMetadata]:
+        metadata = _metadata_for(metadata, total_num_frames=reader.num_frames, fps=getattr(reader, "fps", None),
+                                 video_backend="pyav")
+        indices = _indices(sample_indices_fn, metadata)
+        metadata.frames_indices = indices if indices is not None else np.arange(reader.num_frames)
+        shortest_edge = self._decode_size()
+        if reader.resizes_while_decoding:  # a media file: resize inside FFmpeg's scaler
+            return reader.read_frames(metadata.frames_indices, shortest_edge=shortest_edge), metadata
+        return self._resize_array(reader.read_frames(metadata.frames_indices), shortest_edge), metadata
 
-    def _sample_array(self, video, training, generator, shortest_edge) -> DecodedClip:
-        array = video.numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
-        if array.ndim == 4 and array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3):
-            array = array.transpose(0, 2, 3, 1)  # (T, C, H, W) -> (T, H, W, C)
-        if array.ndim != 4 or array.shape[-1] not in (1, 3) or array.shape[0] == 0:
-            raise VideoDecodingError("<array>", f"a decoded video must be (T, H, W, 3) with T > 0, got {array.shape}")
-        if array.dtype != np.uint8:
-            raise VideoDecodingError("<array>", f"a decoded video must be uint8 RGB, got {array.dtype}")
-        if array.shape[-1] == 1:
-            array = np.repeat(array, 3, axis=-1)
-        indices = self.sample_indices(len(array), training, generator)
-        return DecodedClip("<array>", self._resize_array(array[indices], shortest_edge), indices, len(array))
+    def _decode_size(self) -> Optional[int]:
+        size = self.size
+        shortest_edge = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        return shortest_edge if self.do_resize else None
 
     def _resize_array(self, frames: np.ndarray, shortest_edge: Optional[int]) -> np.ndarray:
         """Resize `(T, H, W, 3)` uint8 frames so that the short side is `shortest_edge` (antialiased bilinear)."""
         if not shortest_edge or min(frames.shape[1:3]) == shortest_edge:
             return frames
-        height, width = frames.shape[1:3]
-        scale = shortest_edge / min(height, width)
-        target = [max(1, round(height * scale)), max(1, round(width * scale))]
         tensor = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)
-        resized = tvF.resize(tensor, target, interpolation=tvF.InterpolationMode.BILINEAR, antialias=True)
-        return resized.permute(0, 2, 3, 1).contiguous().numpy()
+        return self._resize_tensor(tensor, shortest_edge).permute(0, 2, 3, 1).contiguous().numpy()
 
-    # -- transforms -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _resize_tensor(video: torch.Tensor, shortest_edge: int) -> torch.Tensor:
+        """`(T, 3, H, W)` -> short side `shortest_edge`, the same output size as FFmpeg's path (`output_size`)."""
+        target = list(output_size(video.shape[-2], video.shape[-1], shortest_edge))
+        return tvF.resize(video, target, interpolation=tvF.InterpolationMode.BILINEAR, antialias=True)
 
-    def transform_clip(self, frames: np.ndarray, training: bool = False,
-                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Crop, augment (training) and normalise sampled frames `(S * F, H, W, 3)` uint8 into
-        `(num_segments, frames_per_segment, 3, crop_height, crop_width)` float32."""
-        video = torch.from_numpy(np.require(frames, requirements=["C", "W"])).permute(0, 3, 1, 2)  # (T, 3, H, W)
-        crop_h, crop_w = self.crop_size.height, self.crop_size.width
-        if training:
-            video = self._random_crop(video, crop_h, crop_w, generator)
-            video = self._augment(video, generator)
-        elif self.do_center_crop:
-            video = tvF.center_crop(video, [crop_h, crop_w])
-        video = video.float()
-        if self.do_rescale:
-            video = video * self.rescale_factor
-        if self.do_normalize:
-            mean = torch.tensor(self.image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-            std = torch.tensor(self.image_std, dtype=torch.float32).view(1, -1, 1, 1)
-            video = (video - mean) / std
-        return video.reshape(self.num_segments, self.frames_per_segment, *video.shape[1:])
+    # -- transforms (BaseVideoProcessor hook) ---------------------------------------------------------------------
+
+    def _preprocess(self, videos: list[torch.Tensor], do_resize: bool, size: SizeDict, do_center_crop: bool,
+                    crop_size: SizeDict, do_rescale: bool, rescale_factor: float, do_normalize: bool,
+                    image_mean, image_std, return_tensors=None, training: bool = False,
+                    generator: Optional[torch.Generator] = None, num_segments: Optional[int] = None,
+                    frames_per_segment: Optional[int] = None, augment_probability: Optional[float] = None,
+                    max_rotation_degrees: Optional[float] = None, brightness_range=None,
+                    **kwargs) -> BatchFeature:
+        """Resize (when needed), crop, augment (training) and normalise each `(T, 3, H, W)` clip into
+        `(num_segments, frames_per_segment, 3, crop_height, crop_width)` float32, stacked over the batch."""
+        segments, length = num_segments or self.num_segments, frames_per_segment or self.frames_per_segment
+        augment = dict(probability=self.augment_probability if augment_probability is None else augment_probability,
+                       degrees=max_rotation_degrees if max_rotation_degrees is not None else self.max_rotation_degrees,
+                       brightness=brightness_range if brightness_range is not None else self.brightness_range)
+        clips = []
+        for video in videos:
+            if video.shape[0] != segments * length:
+                raise ValueError(f"a clip must have num_segments * frames_per_segment = {segments * length} frames, "
+                                 f"got {video.shape[0]}; use do_sample_frames=True")
+            if do_resize and size.shortest_edge and min(video.shape[-2:]) != size.shortest_edge:
+                video = self._resize_tensor(video, size.shortest_edge)
+            crop_h, crop_w = crop_size.height, crop_size.width
+            if training:
+                video = self._random_crop(video, crop_h, crop_w, generator)
+                video = self._augment(video, generator, **augment)
+            elif do_center_crop:
+                video = tvF.center_crop(video, [crop_h, crop_w])
+            video = video.float()
+            if do_rescale:
+                video = video * rescale_factor
+            if do_normalize:
+                mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
+                std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
+                video = (video - mean) / std
+            clips.append(video.reshape(segments, length, *video.shape[1:]))
+        if return_tensors is None:
+            pixel_values = clips
+        elif clips:
+            pixel_values = torch.stack(clips)
+        else:
+            pixel_values = torch.zeros(0, segments, length, 3, crop_size.height, crop_size.width)
+        return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
 
     def _random_crop(self, video: torch.Tensor, crop_h: int, crop_w: int, generator) -> torch.Tensor:
         """One of five crops (centre or a corner), the same for every frame, as the public code's training crop."""
@@ -229,66 +280,25 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
         left = {0: (width - crop_w) // 2, 1: 0, 2: width - crop_w, 3: 0, 4: width - crop_w}[position]
         return video[..., top:top + crop_h, left:left + crop_w]
 
-    def _augment(self, video: torch.Tensor, generator) -> torch.Tensor:
-        """With probability `augment_probability`, one of flip, rotation, brightness (same for the whole clip)."""
+    @staticmethod
+    def _augment(video: torch.Tensor, generator, probability: float, degrees: float, brightness) -> torch.Tensor:
+        """With probability `probability`, one of flip, rotation, brightness (the same for the whole clip)."""
         draws = torch.rand(3, generator=generator)
-        if float(draws[0]) >= self.augment_probability:
+        if float(draws[0]) >= probability:
             return video
         choice = int(draws[1] * 3) % 3
         if choice == 0:
             return tvF.horizontal_flip(video)
         if choice == 1:
-            angle = (2 * float(draws[2]) - 1) * self.max_rotation_degrees
+            angle = (2 * float(draws[2]) - 1) * degrees
             return tvF.rotate(video, angle, interpolation=tvF.InterpolationMode.BILINEAR)
-        low, high = self.brightness_range
+        low, high = brightness
         return tvF.adjust_brightness(video, low + (high - low) * float(draws[2]))
-
-    # -- batch entry point ----------------------------------------------------------------------------------------
-
-    def preprocess(self, videos, training: bool = False, generator: Optional[torch.Generator] = None,
-                   skip_bad_files: bool = False, return_tensors: Optional[str] = "pt", **kwargs) -> BatchFeature:
-        """Decode, sample and transform a video or a list of videos; see the class docstring for the arguments.
-
-        Returns a `BatchFeature` with `pixel_values_videos` `(B, num_segments, frames_per_segment, 3, H, W)`
-        float32, and the attributes `kept_indices` and `errors` (see `skip_bad_files`).
-        """
-        if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
-        clips, kept, errors = [], [], {}
-        for position, video in enumerate(make_video_list(videos)):
-            try:
-                clip = self.decode_clip(video, training=training, generator=generator)
-            except VideoDecodingError as error:
-                if not skip_bad_files:
-                    raise
-                errors[position] = str(error)
-                continue
-            clips.append(self.transform_clip(clip.frames, training=training, generator=generator))
-            kept.append(position)
-        return self.pack(clips, kept, errors, return_tensors)
-
-    def pack(self, clips: list[torch.Tensor], kept: list[int], errors: dict[int, str],
-             return_tensors: Optional[str] = "pt") -> BatchFeature:
-        """Stack transformed clips into a `BatchFeature` carrying `kept_indices` and `errors` attributes."""
-        if clips:
-            pixel_values = torch.stack(clips)
-        else:
-            pixel_values = torch.zeros(0, self.num_segments, self.frames_per_segment, 3, self.crop_size.height,
-                                       self.crop_size.width)
-        if return_tensors == "np":
-            pixel_values = pixel_values.numpy()
-        elif return_tensors is None:
-            pixel_values = list(pixel_values)
-        batch = BatchFeature({"pixel_values_videos": pixel_values})
-        batch.kept_indices = kept
-        batch.errors = errors
-        return batch
-
-    def __call__(self, videos, **kwargs) -> BatchFeature:
-        return self.preprocess(videos, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
+        for key in ("training", "generator"):  # call-time arguments, not settings
+            output.pop(key, None)
         for key in ("size", "crop_size"):
             if output.get(key) is not None and not isinstance(output[key], dict):
                 output[key] = {k: v for k, v in dict(output[key]).items() if v is not None}
@@ -309,4 +319,30 @@ def _is_array_with_metadata(value) -> bool:
             and not isinstance(value[1], (np.ndarray, torch.Tensor)))
 
 
-__all__ = ["AVCPNetVideoProcessor", "VideoDecodingError"]
+def _as_uint8_frames(video) -> np.ndarray:
+    """A decoded video as `(T, H, W, 3)` uint8 (from `(T, C, H, W)` too; grey frames repeated to RGB)."""
+    array = video.numpy() if isinstance(video, torch.Tensor) else np.asarray(video)
+    if array.ndim == 4 and array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array.transpose(0, 2, 3, 1)  # (T, C, H, W) -> (T, H, W, C)
+    if array.ndim != 4 or array.shape[-1] not in (1, 3) or array.shape[0] == 0:
+        raise MediaError("<array>", f"a decoded video must be (T, H, W, 3) with T > 0, got {array.shape}")
+    if array.dtype != np.uint8:
+        raise MediaError("<array>", f"a decoded video must be uint8 RGB, got {array.dtype}")
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array
+
+
+def _metadata_for(given, total_num_frames: int, **fields) -> VideoMetadata:
+    """The metadata of a clip: the count from the decoder, other fields from what the caller gave, if anything."""
+    known = dict(given) if given is not None else {}
+    known = {key: value for key, value in known.items() if key in VideoMetadata.__dataclass_fields__}
+    known.update({key: value for key, value in fields.items() if value is not None and known.get(key) is None})
+    known["total_num_frames"] = total_num_frames
+    known.pop("frames_indices", None)
+    return VideoMetadata(**known)
+
+
+def _indices(sample_indices_fn, metadata: VideoMetadata) -> Optional[np.ndarray]:
+    return np.asarray(sample_indices_fn(metadata=metadata), dtype=np.int64) if sample_indices_fn else None
+
+
+__all__ = ["AVCPNetVideoProcessor", "make_video_list"]

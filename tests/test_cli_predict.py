@@ -7,17 +7,20 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
 from modeling_avcpnet import AVCPNetConfig, cli
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
-from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline
+from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
+from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp("predict")
     checkpoint, model, processor = tiny_checkpoint["folder"], tiny_checkpoint["model"], tiny_checkpoint["processor"]
+    config = model.config
 
     videos = root / "videos"
     (videos / "nested").mkdir(parents=True)
@@ -36,11 +39,21 @@ def setup(tmp_path_factory, tiny_checkpoint):
     empty.write_bytes(b"")
     (videos / "notes.txt").write_text("not a video extension: never listed")
 
+    one_frame = write_clip(videos / "g_one_frame.mp4", moving_square_frames(1, 48, 64), fps=12,
+                           audio=tone(440, 1.0, 16000), sample_rate=16000)
+
     classifier = AVCPNetPipeline(model=model, processor=processor, device="cpu")
-    expected = {path: classifier(path, top_k=6) for path in [*good, silent]}
+    expected = {path: classifier(path, top_k=6) for path in [*good, silent, one_frame]}
+    branches = {}  # the branch heads' own labels, from the model's outputs
+    for path in expected:
+        with torch.no_grad():
+            outputs = model(**processor(videos=[path], return_tensors="pt"))
+        visual = config.id2label[int(outputs.visual_logits.argmax())]
+        audio = config.id2label[int(outputs.audio_logits.argmax())] if path != silent else ""
+        branches[path] = (visual, audio)
     return {"root": root, "checkpoint": checkpoint, "videos": str(videos), "good": good, "silent": silent,
-            "corrupt": str(corrupt), "empty": str(empty), "expected": expected,
-            "labels": list(model.config.id2label.values())}
+            "one_frame": one_frame, "corrupt": str(corrupt), "empty": str(empty), "expected": expected,
+            "branches": branches, "labels": list(config.id2label.values()), "config": config}
 
 
 def read_csv(path):
@@ -50,16 +63,23 @@ def read_csv(path):
 
 def check_rows(rows, setup):
     by_path = {row["path"]: row for row in rows}
-    assert len(rows) == len(by_path) == 6  # one row per video file; notes.txt is not a video
+    assert len(rows) == len(by_path) == 7  # one row per video file; notes.txt is not a video
     for path, result in setup["expected"].items():
         row = by_path[path]
         assert not row["error"], row["error"]
-        assert row["label"] == result["label"] and row["polarity"] == result["polarity"]
-        assert float(row["score"]) == pytest.approx(result["score"], abs=1e-6)
-        assert float(row["polarity_score"]) == pytest.approx(result["polarity_score"], abs=1e-6)
+        assert row["label"] == result["label"]
+        assert row["polarity_of_label"] == setup["config"].label2polarity[result["label"]]
+        assert float(row["score"]) == pytest.approx(result["score"], abs=5e-5)
+        assert str(row["score"]) == str(round(result["score"], 4))  # rounded to 4 decimals
+        for polarity, value in result["polarity_scores"].items():
+            assert float(row[f"polarity_prob_{polarity}"]) == pytest.approx(value, abs=5e-5)
         for item in result["labels"]:
-            assert float(row[f"prob_{item['label']}"]) == pytest.approx(item["score"], abs=1e-6)
+            assert float(row[f"prob_{item['label']}"]) == pytest.approx(item["score"], abs=5e-5)
+        assert (row["visual_label"], row["audio_label"] or "") == setup["branches"][path]
+        assert bool(row["audio_score"]) == (path != setup["silent"])
         assert str(row["has_audio"]) == str(path != setup["silent"])
+        assert bool(row["warning"]) == (path == setup["one_frame"])
+        assert row["precision"] == "float32" and len(row["model_id"]) == 16
     for bad in (setup["corrupt"], setup["empty"]):
         row = by_path[bad]
         assert os.path.basename(bad) in row["error"]  # the processor's message names the file
@@ -77,7 +97,10 @@ def test_folder_with_good_silent_and_corrupt_clips(setup, tmp_path):
     assert list(rows[0]) == cli.output_columns(setup["labels"])
     check_rows(rows, setup)
     summary = done.stdout.strip().splitlines()[-1]
-    assert "6 files, 4 labelled (1 without audio), 2 unreadable" in summary and "e_corrupt.mp4" in summary
+    assert ("7 files, 5 labelled (1 without audio, 1 with a warning: see the warning column), 2 unreadable"
+            in summary and "e_corrupt.mp4" in summary)
+    assert "1 non-video files in the folders not labelled (notes.txt" in summary
+    assert "g_one_frame.mp4: all sampled frames are the same image" in done.stderr
 
 
 def test_jsonl_with_workers_and_globs(setup, tmp_path):
@@ -148,6 +171,62 @@ def test_find_videos_files_folders_and_patterns(setup, tmp_path):
     paths, warnings = cli.find_videos([setup["good"][0], setup["videos"], os.path.join(setup["videos"], "*.txt"),
                                        str(tmp_path / "missing.mp4"), str(tmp_path / "none_*.mp4")])
     assert paths[0] == os.path.abspath(setup["good"][0])  # given order, no duplicates
-    assert len(paths) == len(set(paths)) == 6 + 2  # the 6 videos, notes.txt (matched explicitly), missing.mp4
+    assert len(paths) == len(set(paths)) == 7 + 2  # the 7 videos, notes.txt (matched explicitly), missing.mp4
     assert os.path.join(setup["videos"], "notes.txt") in paths and str(tmp_path / "missing.mp4") in paths
     assert warnings == [f"no files match {tmp_path / 'none_*.mp4'}"]
+
+
+def test_resume_refuses_another_model(setup, tmp_path):
+    """Same labels, other weights: resuming into the old output is refused; --overwrite starts afresh."""
+    output = tmp_path / "predictions.csv"
+    argv = ["predict", *(str(path) for path in setup["good"][:1]), "--output", str(output), "--quiet",
+            "--device", "cpu"]
+    assert cli.main([*argv, "--model", setup["checkpoint"]]) == 0
+    torch.manual_seed(1)
+    config = AVCPNetConfig.tiny()
+    other = save_for_pipeline(AVCPNetForVideoClassification(config).eval(), AVCPNetProcessor.from_model_config(config),
+                              tmp_path / "other")
+    before = output.read_text()
+    assert cli.main([*argv, "--model", other]) == 2
+    assert output.read_text() == before
+    assert cli.main([*argv, "--model", other, "--overwrite"]) == 0
+    assert read_csv(output)[0]["model_id"] != read_csv_text(before)[0]["model_id"]
+
+
+def read_csv_text(text):
+    return list(csv.DictReader(text.splitlines()))
+
+
+def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
+    """`torchrun --nproc_per_node 2 -m modeling_avcpnet.cli predict`: each process labels half of the files into
+    its part (one part already holds a row, as if a first run was interrupted), rank 0 merges: one row per file."""
+    single = tmp_path / "single.csv"
+    assert cli.main(["predict", setup["videos"], "--model", setup["checkpoint"], "--output", str(single),
+                     "--quiet", "--device", "cpu"]) == 0
+    expected = {row["path"]: row for row in read_csv(single)}
+
+    output = tmp_path / "merged.csv"
+    interrupted = read_csv(single)[2]  # a previous run's part: this file must not be labelled again
+    with open(cli.part_path(str(output), 1), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(interrupted), lineterminator="\n")
+        writer.writeheader()
+        writer.writerow(interrupted)
+        handle.write(cli.output_columns(setup["labels"])[0][:2])  # and half a row, cut by the interruption
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29561", "-m", "modeling_avcpnet.cli", "predict",
+               setup["videos"], "--model", setup["checkpoint"], "--output", str(output), "--quiet",
+               "--batch_size", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_csv(output)
+    assert sorted(row["path"] for row in rows) == sorted(expected)  # no duplicate, no missing row
+    for row in rows:  # the same predictions as one process (other batches: equal up to float rounding)
+        for key, value in row.items():
+            if key.endswith(("score", "_positive", "_neutral", "_negative")) or key.startswith("prob_"):
+                assert float(value or 0) == pytest.approx(float(expected[row["path"]][key] or 0), abs=2e-4)
+            else:
+                assert value == expected[row["path"]][key], key
+    assert not cli.existing_parts(str(output))  # parts merged away
+    assert done.stdout.count("avcpnet predict:") == 1  # rank 0 reports for all
+    assert "7 files, 4 labelled" in done.stdout and "1 already in the output (skipped)" in done.stdout

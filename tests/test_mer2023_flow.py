@@ -73,7 +73,8 @@ def test_predict_labels_a_folder_with_emotion_and_valence(trained, tmp_path):
         row = rows[f"{name}.mp4"]
         assert not row["error"] and row["label"] in ("neutral", "angry", "happy", "sad", "worried", "surprise")
         assert -10 < float(row["valence"]) < 10
-        assert abs(sum(float(value) for key, value in row.items() if key.startswith("prob_")) - 1) < 1e-4
+        # six probabilities, each rounded to 4 decimals
+        assert abs(sum(float(value) for key, value in row.items() if key.startswith("prob_")) - 1) <= 6 * 5e-5 + 1e-9
 
 
 FRESH = """

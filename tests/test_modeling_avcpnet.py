@@ -99,20 +99,40 @@ def test_return_dict_false_tuple_matches(model, config):
 def test_hidden_states_and_attentions_shapes(model, config):
     with torch.no_grad():
         out = model(**make_inputs(config), output_hidden_states=True, output_attentions=True)
-    # Video Swin: patch embeddings + one per stage, (B, S, T', H', W', C) with T' = frames / 2, H' = W' = 32 / 4.
+    # Video Swin: patch embeddings + one per stage, (B*S, T', H', W', C) with T' = frames / 2, H' = W' = 32 / 4.
     assert len(out.hidden_states) == len(config.depths) + 1
     t, h = config.frames_per_segment // 2, config.image_size // 4
-    expected = [(2, 2, t, h, h, 24), (2, 2, t, h, h, 24), (2, 2, t, h // 2, h // 2, 48),
-                (2, 2, t, h // 4, h // 4, 96), (2, 2, t, h // 8, h // 8, 192)]
+    expected = [(4, t, h, h, 24), (4, t, h, h, 24), (4, t, h // 2, h // 2, 48),
+                (4, t, h // 4, h // 4, 96), (4, t, h // 8, h // 8, 192)]
     assert [tuple(s.shape) for s in out.hidden_states] == expected
-    # Audio ResNet: stem + one per stage, (B, A, C, time, mfcc); stem stride (2, 1) then max pool /2.
+    # Audio ResNet: stem + one per stage, (B*A, C, time, mfcc); stem stride (2, 1) then max pool /2.
     time = config.audio_length // config.audio_segments
     widths = [config.audio_embedding_size] + config.audio_hidden_sizes
     sizes = [(time // 4, config.num_mfcc // 2)] * 2 + [(time // 8, 8), (time // 16, 4), (time // 32, 2)]
     assert [tuple(s.shape) for s in out.audio_hidden_states] == [
-        (2, config.audio_segments, c, *size) for c, size in zip(widths, sizes)]
+        (2 * config.audio_segments, c, *size) for c, size in zip(widths, sizes)]
     assert len(out.attentions) == sum(config.depths)
-    assert out.attentions[0].shape[:2] == (2, 2) and out.attentions[0].shape[3] == config.num_heads[0]
+    assert out.attentions[0].shape[0] == 4 and out.attentions[0].shape[2] == config.num_heads[0]
+
+
+@pytest.mark.parametrize("audio_mask", [None, [True, False]])
+def test_hidden_states_are_the_tensors_on_the_graph(config, audio_mask):
+    """transformers' convention: retain_grad() on a returned hidden state yields its gradient (a reshaped copy
+    would be a leaf of nothing and keep grad None)."""
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config)
+    mask = None if audio_mask is None else torch.tensor(audio_mask)
+    out = model(**make_inputs(config), audio_mask=mask, labels=torch.tensor([1, 3]), output_hidden_states=True,
+                output_attentions=True)
+    states = out.hidden_states + out.audio_hidden_states + out.attentions
+    for state in states:
+        state.retain_grad()
+    out.loss.backward()
+    assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in out.hidden_states)
+    assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in out.audio_hidden_states)
+    assert all(state.grad is not None for state in out.attentions)
+    clips_with_audio = 2 if audio_mask is None else 1
+    assert out.audio_hidden_states[0].shape[0] == clips_with_audio * config.audio_segments
 
 
 def test_eager_attention_matches_sdpa(model, config):
@@ -149,8 +169,9 @@ def test_audio_mask_classifies_from_vision_alone(config):
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(fusion_type="concat"), dict(fusion_type="ew_sum"), dict(fusion_type="neural"),
-     dict(fusion_type="gated", use_cross_attention=False), dict(use_cross_attention=False)],
+    [dict(fusion_type="concat"), dict(fusion_type="ew_sum"), dict(fusion_type="ew_product"),
+     dict(fusion_type="neural"), dict(fusion_type="gated", use_cross_attention=False), dict(use_cross_attention=False),
+     dict(fusion_type="gated", unimodal_head="separate")],
 )
 def test_fusion_variants_run_and_train(overrides):
     config = AVCPNetConfig.tiny(**overrides)
@@ -160,16 +181,98 @@ def test_fusion_variants_run_and_train(overrides):
     out.loss.backward()
     fusion = model.avcpnet.fusion
     assert all(p.grad is not None for p in fusion.parameters())
-    # The fused representation is what the fusion type says.
+    # The fused representation is what the fusion type says (table 8).
     visual, audio = torch.randn(2, config.hidden_size), torch.randn(2, config.hidden_size)
     layer = fusion.modality_fusion
+    if config.fusion_type == "ew_sum":  # the plain element-wise sum: no per-modality layers at all
+        assert not hasattr(layer, "visual_projection") and not list(layer.parameters())
+        torch.testing.assert_close(layer(visual, audio), visual + audio)
+        return
     v, a = layer.visual_projection(visual), layer.audio_projection(audio)
     expected = {"concat": lambda: layer.output(torch.cat([v, a], -1)),
-                "ew_sum": lambda: v * a,
+                "ew_product": lambda: v * a,
                 "neural": lambda: layer.output(F.relu(layer.hidden(torch.cat([v, a], -1)))),
-                "gated": lambda: torch.sigmoid(v) * a,
+                "gated": lambda: torch.sigmoid(a) * v,  # audio gates visual, as the public GatedFusion call
                 "sum": lambda: v + a}[config.fusion_type]()
     torch.testing.assert_close(layer(visual, audio), expected)
+
+
+@pytest.mark.parametrize("fusion_type", ["sum", "concat", "ew_sum"])
+def test_sf_term_unimodal_logits_add_up_to_the_fused_logits(fusion_type):
+    config = AVCPNetConfig.tiny(fusion_type=fusion_type)
+    assert config.unimodal_head == "sf_terms"
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config).eval()
+    assert model.visual_classifier is None and model.audio_classifier is None
+    with torch.no_grad():  # non-zero biases everywhere, so that a wrong bias split would show
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") and name.startswith(("avcpnet.fusion.", "classifier.")):
+                parameter.uniform_(-0.5, 0.5)
+        out = model(**make_inputs(config), output_hidden_states=False)
+        base = model.avcpnet(**make_inputs(config))
+        # Computed another way: the public code's fc_y(v'), fc_x(a') on the CAF outputs, through the classifier.
+        visual, audio = model.avcpnet.fusion.cross_attention(base.visual_embeds, base.audio_embeds)
+        layer, head = model.avcpnet.fusion.modality_fusion, model.classifier
+        if fusion_type == "sum":
+            visual_term, audio_term = layer.visual_projection(visual), layer.audio_projection(audio)
+        elif fusion_type == "ew_sum":
+            visual_term, audio_term = visual, audio
+        else:
+            zeros = torch.zeros_like(visual)
+            bias = layer.output.bias / 2
+            visual_term = layer.output(torch.cat([layer.visual_projection(visual), zeros], -1)) - bias
+            audio_term = layer.output(torch.cat([zeros, layer.audio_projection(audio)], -1)) - bias
+    torch.testing.assert_close(out.visual_logits, head(visual_term) - head.bias / 2)
+    torch.testing.assert_close(out.audio_logits, head(audio_term) - head.bias / 2)
+    torch.testing.assert_close(out.visual_logits + out.audio_logits, out.logits)
+    # ... and both unimodal losses reach the CAF and SF layers (they did not with the separate pre-CAF heads).
+    out = model.train()(**make_inputs(config), labels=torch.tensor([0, 1]))
+    model.zero_grad()
+    (out.visual_loss + out.audio_loss).backward()
+    # (Not the queries and keys: with length-1 sequences the attention weight is 1 whatever they are.)
+    reached = {name: p.grad is not None and bool(p.grad.abs().sum() > 0)
+               for name, p in model.avcpnet.fusion.named_parameters() if not name.split(".")[-2] in ("q_proj", "k_proj")}
+    assert reached and all(reached.values()), reached
+
+
+def test_separate_unimodal_heads_stay_available_and_sit_before_the_fusion():
+    config = AVCPNetConfig.tiny(unimodal_head="separate")
+    model = AVCPNetForVideoClassification(config).eval()
+    with torch.no_grad():
+        out = model(**make_inputs(config))
+        base = model.avcpnet(**make_inputs(config))
+    assert base.visual_fusion_term is None
+    torch.testing.assert_close(out.visual_logits, model.visual_classifier(base.visual_embeds))
+    torch.testing.assert_close(out.audio_logits, model.audio_classifier(base.audio_embeds))
+
+
+def test_checkpoints_load_with_their_own_head_placement_and_refuse_the_other(tmp_path):
+    import json
+
+    separate = AVCPNetForVideoClassification(AVCPNetConfig.tiny(unimodal_head="separate", fusion_type="ew_product"))
+    separate.save_pretrained(tmp_path / "separate")
+    # A config saved before the field existed: no unimodal_head, and its "ew_sum" was the element-wise product.
+    config_file = tmp_path / "separate" / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["unimodal_head"]
+    saved["fusion_type"] = "ew_sum"
+    config_file.write_text(json.dumps(saved))
+    legacy = AVCPNetForVideoClassification.from_pretrained(tmp_path / "separate")
+    assert (legacy.config.unimodal_head, legacy.config.fusion_type) == ("separate", "ew_product")
+    for name, tensor in separate.state_dict().items():
+        assert torch.equal(tensor, legacy.state_dict()[name]), name
+    assert AVCPNetConfig.from_json_file(config_file).unimodal_head == "separate"
+    with pytest.raises(ValueError, match="unimodal_head='separate'"):
+        AVCPNetForVideoClassification.from_pretrained(tmp_path / "separate", unimodal_head="sf_terms")
+
+    AVCPNetForVideoClassification(AVCPNetConfig.tiny()).save_pretrained(tmp_path / "sf_terms")
+    assert json.loads((tmp_path / "sf_terms" / "config.json").read_text())["unimodal_head"] == "sf_terms"
+    assert AVCPNetForVideoClassification.from_pretrained(tmp_path / "sf_terms").config.unimodal_head == "sf_terms"
+    with pytest.raises(ValueError, match="unimodal_head='sf_terms'"):
+        AVCPNetForVideoClassification.from_pretrained(tmp_path / "sf_terms", unimodal_head="separate")
+    # A bare backbone (AVCPNetModel) still starts any head placement.
+    AVCPNetModel(AVCPNetConfig.tiny()).save_pretrained(tmp_path / "backbone")
+    AVCPNetForVideoClassification.from_pretrained(tmp_path / "backbone", unimodal_head="separate")
 
 
 def test_cross_attention_fusion_is_eq_4_to_7(model, config):
@@ -376,7 +479,8 @@ def test_other_num_labels_loads_only_with_ignore_mismatched_sizes(model, tmp_pat
         AVCPNetForVideoClassification.from_pretrained(tmp_path, **labels)
     reloaded = AVCPNetForVideoClassification.from_pretrained(tmp_path, ignore_mismatched_sizes=True, **labels)
     assert reloaded.config.num_labels == 3 and reloaded.config.polarity_ids == [0, 1, 2]
-    for head in ("classifier", "visual_classifier", "audio_classifier"):
+    assert reloaded.visual_classifier is None and reloaded.audio_classifier is None  # SF-term placement
+    for head in ("classifier",):
         assert getattr(reloaded, head).weight.shape == (3, model.config.hidden_size)
     for name, tensor in reloaded.avcpnet.state_dict().items():
         assert torch.equal(tensor, model.avcpnet.state_dict()[name]), name

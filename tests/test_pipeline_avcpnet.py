@@ -2,13 +2,21 @@
 
 import json
 import os
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from transformers import pipeline
 
-from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
-from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline
+from datasets_emotions.synthetic_media import moving_square_frames, tone, truncated_copy, write_clip
+from modeling_avcpnet.pipeline_avcpnet import (
+    TASK,
+    VIDEO_TASK,
+    AVCPNetPipeline,
+    AVCPNetVideoClassificationPipeline,
+)
+from modeling_avcpnet.processing_avcpnet import MissingAudioWarning
 
 from fresh_process import run_without_package
 
@@ -28,9 +36,23 @@ def make_clips(folder):
     return clips
 
 
+def make_bad_files(folder, good):
+    """The bad inputs of a real folder: a 0-byte file, a download cut short, a text file named .mp4."""
+    os.makedirs(folder, exist_ok=True)
+    empty = os.path.join(folder, "empty.mp4")
+    open(empty, "wb").close()
+    text = os.path.join(folder, "notes.mp4")
+    with open(text, "w") as handle:
+        handle.write("not a video\n" * 40)
+    return {"empty": empty, "truncated": truncated_copy(good, os.path.join(folder, "truncated.mp4"), 0.5),
+            "text": text}
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tiny_checkpoint):
-    return {**tiny_checkpoint, "clips": make_clips(tmp_path_factory.mktemp("pipeline") / "clips")}
+    root = tmp_path_factory.mktemp("pipeline")
+    clips = make_clips(root / "clips")
+    return {**tiny_checkpoint, "clips": clips, "bad": make_bad_files(root / "bad", clips[0])}
 
 
 def manual_probabilities(model, processor, clips):
@@ -98,12 +120,75 @@ def test_pipeline_inputs_bytes_single_and_top_k(checkpoint):
                                atol=1e-5, rtol=1e-4)
 
 
-def test_unreadable_input_names_the_file(checkpoint, tmp_path):
-    bad = tmp_path / "not_a_video.mp4"
-    bad.write_text("hello")
-    classifier = AVCPNetPipeline(model=checkpoint["model"], processor=checkpoint["processor"], device="cpu")
-    with pytest.raises(ValueError, match="not_a_video.mp4"):
-        classifier(str(bad))
+def mixed_inputs(checkpoint):
+    """good, 0-byte, good without audio, truncated, text-as-mp4, good: (inputs, names of the bad ones by position)."""
+    good, other, silent = checkpoint["clips"]
+    bad = checkpoint["bad"]
+    inputs = [good, bad["empty"], silent, bad["truncated"], bad["text"], other]
+    return inputs, {1: "empty.mp4: file is empty", 3: "truncated.mp4: ", 4: "notes.mp4: not a readable media file"}
+
+
+@pytest.mark.parametrize("task", [TASK, VIDEO_TASK])
+def test_bad_inputs_give_error_entries_and_never_cost_the_others(checkpoint, task):
+    classifier = pipeline(task, model=checkpoint["folder"], trust_remote_code=True, device="cpu")
+    inputs, bad = mixed_inputs(checkpoint)
+    good = [path for position, path in enumerate(inputs) if position not in bad]
+    probabilities, audio_mask = manual_probabilities(checkpoint["model"], checkpoint["processor"], good)
+    assert audio_mask.tolist() == [True, False, True]  # the file without an audio stream is classified visually
+    labels = checkpoint["model"].config.id2label
+    for batch_size in (1, 4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MissingAudioWarning)
+            results = classifier(inputs, batch_size=batch_size, top_k=6)
+        assert len(results) == len(inputs)
+        expected = iter(zip(probabilities, audio_mask.tolist()))
+        for position, result in enumerate(results):
+            entry = result if task == TASK else result[0]
+            if position in bad:
+                assert inputs[position] in entry["error"] and bad[position] in entry["error"], entry
+                assert entry["label"] is None and entry["score"] is None
+                continue
+            wanted, has_audio = next(expected)
+            scores = {item["label"]: item["score"] for item in (result["labels"] if task == TASK else result)}
+            torch.testing.assert_close(torch.tensor([scores[labels[i]] for i in range(len(labels))]), wanted,
+                                       atol=1e-5, rtol=1e-4)
+            if task == TASK:
+                assert entry["error"] is None and entry["has_audio"] is has_audio
+            else:
+                assert set(entry) == {"score", "label"}  # the built-in pipeline's format
+
+    # A single bad input: one error entry; on_error="raise" raises the processor's error, naming the file.
+    single = classifier(inputs[1])
+    assert (single if task == TASK else single[0])["error"].endswith("empty.mp4: file is empty (0 bytes)")
+    with pytest.raises(ValueError, match="notes.mp4: not a readable media file"):
+        classifier(inputs[4], on_error="raise")
+
+
+def test_video_classification_pipeline_takes_the_base_sampling_arguments(checkpoint):
+    model, processor = checkpoint["model"], checkpoint["processor"]
+    classifier = pipeline(VIDEO_TASK, model=model, processor=processor, device="cpu",
+                          pipeline_class=AVCPNetVideoClassificationPipeline)
+    path = checkpoint["clips"][0]
+    default = classifier(path, top_k=3)
+    assert classifier(path, num_frames=8, top_k=3) == default  # 2 segments x 4 frames
+    assert len(default) == 3 and default[0]["score"] >= default[1]["score"] >= default[2]["score"]
+    with pytest.raises(ValueError, match=r"exactly num_segments \* frames_per_segment = 2 \* 4 = 8 frames"):
+        classifier(path, num_frames=16)
+    with pytest.raises(ValueError, match="frame_sampling_rate is not supported"):
+        classifier(path, frame_sampling_rate=2)
+
+    # A decoded array has no soundtrack: classified from vision alone, with a warning naming the reason.
+    frames = np.stack(list(moving_square_frames(24, 48, 64)))
+    with pytest.warns(MissingAudioWarning, match="no soundtrack given"):
+        result = classifier(frames, top_k=6)
+    inputs = processor(videos=[path], return_tensors="pt")
+    visual = processor.video_processor(frames)["pixel_values_videos"]
+    with torch.no_grad():
+        expected = model(pixel_values_videos=visual, input_features=torch.zeros_like(inputs["input_features"]),
+                         audio_mask=torch.tensor([False])).logits.softmax(-1)[0]
+    got = {item["label"]: item["score"] for item in result}
+    torch.testing.assert_close(torch.tensor([got[model.config.id2label[i]] for i in range(6)]), expected,
+                               atol=1e-5, rtol=1e-4)
 
 
 def test_model_folder_without_processor_files(checkpoint, tmp_path):
@@ -116,21 +201,29 @@ def test_model_folder_without_processor_files(checkpoint, tmp_path):
 def test_saved_folder_loads_in_fresh_process_without_the_package(checkpoint, tmp_path):
     clips = checkpoint["clips"]
     probabilities, _ = manual_probabilities(checkpoint["model"], checkpoint["processor"], clips)
+    inputs = clips + [checkpoint["bad"]["empty"]]
     script = f"""
         import json
         from transformers import pipeline
 
         classifier = pipeline({TASK!r}, model={checkpoint["folder"]!r}, trust_remote_code=True, device="cpu")
-        results = classifier({clips!r}, batch_size=2, top_k=6)
+        results = classifier({inputs!r}, batch_size=2, top_k=6)
+        standard = pipeline("video-classification", model={checkpoint["folder"]!r}, trust_remote_code=True,
+                            device="cpu")
         print(json.dumps({{"class": type(classifier).__module__ + "." + type(classifier).__name__,
-                          "results": results}}))
+                          "results": results, "standard": standard({inputs!r}, top_k=6),
+                          "standard_class": type(standard).__name__}}))
     """
     done = run_without_package(script, cwd=tmp_path, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["class"].startswith("transformers_modules.")  # the copy saved in the folder, not our package
+    assert answer["standard_class"] == "AVCPNetVideoClassificationPipeline"
     labels = checkpoint["model"].config.id2label
-    for result, expected in zip(answer["results"], probabilities):
-        got = {item["label"]: item["score"] for item in result["labels"]}
-        torch.testing.assert_close(torch.tensor([got[labels[i]] for i in range(len(labels))]), expected,
-                                   atol=1e-5, rtol=1e-4)
+    for result, standard, expected in zip(answer["results"], answer["standard"], probabilities):
+        for scores in ({item["label"]: item["score"] for item in result["labels"]},
+                       {item["label"]: item["score"] for item in standard}):
+            torch.testing.assert_close(torch.tensor([scores[labels[i]] for i in range(len(labels))]), expected,
+                                       atol=1e-5, rtol=1e-4)
+    assert "empty.mp4: file is empty" in answer["results"][-1]["error"]
+    assert "empty.mp4: file is empty" in answer["standard"][-1][0]["error"]

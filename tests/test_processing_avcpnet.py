@@ -27,6 +27,12 @@ from modeling_avcpnet import (
 from fresh_process import run_without_package
 
 
+def decode(video_processor, video):
+    """The sampled frames of one video before cropping, `(T, H, W, 3)` uint8, and the frame indices taken."""
+    frames, metadata = video_processor.decode_video(video, video_processor.sample_frames)
+    return frames, metadata.frames_indices
+
+
 @pytest.fixture(scope="module")
 def config():
     return AVCPNetConfig.tiny()  # 2 segments x 4 frames at 32x32, 64 MFCC frames in 2 segments
@@ -84,20 +90,20 @@ def test_train_sampling_is_seedable_random_and_stays_in_its_segment(processor):
 def test_short_clips_are_loop_padded_with_every_requested_frame(media):
     # 16 x 8 = 128 frames from a 2-s clip (60 frames): transformers' sample_indices_fn path returns 6 frames here.
     video_processor = AVCPNetVideoProcessor(do_resize=False)
-    clip = video_processor.decode_clip(media["two_seconds"])
+    frames, indices = decode(video_processor, media["two_seconds"])
     expected = np.arange(128) % 60
-    np.testing.assert_array_equal(clip.indices, expected)
+    np.testing.assert_array_equal(indices, expected)
     reference, _ = load_video(media["two_seconds"], backend="pyav")
-    assert clip.frames.shape == (128, 48, 64, 3)
-    np.testing.assert_array_equal(clip.frames, reference[expected])
+    assert frames.shape == (128, 48, 64, 3)
+    np.testing.assert_array_equal(frames, reference[expected])
 
 
 @pytest.mark.parametrize("num_frames", [1, 3])
 def test_one_frame_and_shorter_than_one_segment(tmp_path, processor, num_frames):
     frames = moving_square_frames(num_frames, 48, 64)
     path = write_clip(tmp_path / f"tiny{num_frames}.mp4", frames, fps=30)
-    clip = processor.video_processor.decode_clip(path)
-    np.testing.assert_array_equal(clip.indices, np.arange(8) % num_frames)
+    frames, indices = decode(processor.video_processor, path)
+    np.testing.assert_array_equal(indices, np.arange(8) % num_frames)
     with pytest.warns(MissingAudioWarning, match=f"tiny{num_frames}.mp4: has no audio stream"):
         batch = processor(videos=path, audio=[None])
     assert batch["pixel_values_videos"].shape == (1, 2, 4, 3, 32, 32)
@@ -105,6 +111,34 @@ def test_one_frame_and_shorter_than_one_segment(tmp_path, processor, num_frames)
     for position in range(8):  # frame i of the clip is frame i % num_frames of the file
         torch.testing.assert_close(flat[position], flat[position % num_frames])
     assert not torch.equal(flat[0], flat[1]) or num_frames == 1
+
+
+def test_video_processor_honours_the_base_class_sampling_arguments(processor, media):
+    video_processor = processor.video_processor
+    default = video_processor(media["av"])["pixel_values_videos"]
+    torch.testing.assert_close(video_processor(media["av"], do_sample_frames=True, num_frames=8)["pixel_values_videos"],
+                               default)
+    with pytest.raises(ValueError, match=r"num_segments \* frames_per_segment = 2 \* 4 = 8 frames .* num_frames=6"):
+        video_processor(media["av"], num_frames=6)
+    with pytest.raises(ValueError, match="sampling by fps is not supported"):
+        video_processor(media["av"], fps=2)
+    # return_metadata: the base class's VideoMetadata, with the frames taken.
+    batch = video_processor(media["av"], return_metadata=True)
+    metadata = batch["video_metadata"][0]
+    assert metadata.total_num_frames == 75 and metadata.fps == pytest.approx(30)
+    np.testing.assert_array_equal(metadata.frames_indices, [16, 17, 18, 19, 54, 55, 56, 57])
+    # do_sample_frames=False: a clip that already holds exactly the sampled frames is only transformed.
+    reference, _ = load_video(media["av"], backend="pyav")
+    frames = reference[metadata.frames_indices]
+    unsampled = video_processor(frames, do_sample_frames=False)["pixel_values_videos"]
+    torch.testing.assert_close(unsampled, video_processor(reference)["pixel_values_videos"])
+    assert (unsampled - default).abs().mean() < 0.03  # resized in torch vs FFmpeg: the same picture
+    with pytest.raises(ValueError, match=r"must have num_segments \* frames_per_segment = 8 frames, got 75"):
+        video_processor(reference, do_sample_frames=False)
+    # The processor passes the same arguments through, and rejects others.
+    torch.testing.assert_close(processor(videos=[media["av"]], num_frames=8)["pixel_values_videos"], default)
+    with pytest.raises(TypeError, match=r"unexpected arguments \[.audio_sample_rate.\]"):
+        processor(videos=[media["av"]], audio_sample_rate=16000)
 
 
 # -- tensors --------------------------------------------------------------------------------------------------------
@@ -120,9 +154,9 @@ def test_outputs_feed_the_model_and_match_a_manual_transform(processor, media, c
 
     # Manual eval transform: short side 32 (43 x 32 frames), centre crop 32 x 32 (torchvision's centre crop starts
     # at round((43 - 32) / 2) = 6), then x / 255 - 100 / 255.
-    clip = processor.video_processor.decode_clip(media["av"])
-    assert clip.frames.shape == (8, 32, 43, 3)
-    manual = clip.frames[:, :, 6:38].astype(np.float32) / 255 - 100 / 255
+    frames, indices = decode(processor.video_processor, media["av"])
+    assert frames.shape == (8, 32, 43, 3)
+    manual = frames[:, :, 6:38].astype(np.float32) / 255 - 100 / 255
     manual = torch.from_numpy(manual).permute(0, 3, 1, 2).reshape(2, 4, 3, 32, 32)
     torch.testing.assert_close(batch["pixel_values_videos"][0], manual)
 
@@ -211,7 +245,7 @@ def test_feature_extractor_crops_tiles_and_resamples():
     extractor = AVCPNetFeatureExtractor(audio_length=64, audio_segments=4)
     # n_fft 2048 and 128 mel bands at 44.1 kHz: no empty mel filter (torchaudio's n_fft 400 default leaves some).
     extractor.mfcc(np.zeros(4096, np.float32))
-    assert (extractor._mfcc_transform.MelSpectrogram.mel_scale.fb.sum(0) > 0).all()
+    assert (extractor._mfcc_transform.mel_filters.sum(0) > 0).all()
 
     long_wave = tone(440, 2.0, tempo_hz=4)[0]  # 1 + 88200 // 512 = 173 MFCC frames
     full = extractor.mfcc(long_wave)
@@ -351,8 +385,8 @@ def test_variable_frame_rate_and_rotated_files_give_the_reference_frames(media, 
     rotated = write_clip(tmp_path / "rotated.mp4", frames, fps=30, gop_size=10, rotation=90)
     video_processor = AVCPNetVideoProcessor(do_resize=False, num_segments=4, frames_per_segment=3)
     for path, turns in ((vfr, 0), (rotated, 1)):
-        clip = video_processor.decode_clip(path)
+        frames, indices = decode(video_processor, path)
         reference, _ = load_video(path, backend="pyav")
         upright = np.stack([np.rot90(frame, k=turns) for frame in reference])
-        np.testing.assert_array_equal(clip.frames, upright[clip.indices])
-    assert clip.frames.shape[1:] == (64, 48, 3)  # the rotated clip comes out portrait
+        np.testing.assert_array_equal(frames, upright[indices])
+    assert frames.shape[1:] == (64, 48, 3)  # the rotated clip comes out portrait

@@ -126,6 +126,25 @@ def test_user_errors_end_with_one_clear_line(sample_cache, tmp_path):
         assert expected in done.stderr.split("train_hf.py: error:")[1], (expected, done.stderr[-2000:])
 
 
+def test_classification_heads_are_the_ones_the_model_class_declares():
+    """Not guessed by size: with num_labels == audio_segments the audio segment mixer has the heads' shape, and
+    MER 2023's valence_from_emotion (num_labels -> 1) does not."""
+    from modeling_avcpnet import AVCPNetConfig, MER2023Config
+    from transformers import AutoModelForVideoClassification
+
+    config = AVCPNetConfig.tiny(id2label={0: "a", 1: "b"})
+    assert config.num_labels == config.audio_segments
+    model = AutoModelForVideoClassification.from_config(config)
+    assert set(train_hf.classification_heads(model)) == {"classifier", "visual_classifier", "audio_classifier"}
+    visual_only = AutoModelForVideoClassification.from_config(AVCPNetConfig.tiny(modalities="visual"))
+    assert set(train_hf.classification_heads(visual_only)) == {"visual_classifier"}
+    mer = MER2023Config(feature_names=["a", "v"], feature_sizes=[6, 4], feature_modalities=["audio", "visual"],
+                        hidden_size=8)
+    heads = train_hf.classification_heads(AutoModelForVideoClassification.from_config(mer))
+    assert set(heads) == {"decoder.emotion", "decoder.valence_from_emotion"}
+    assert heads["decoder.valence_from_emotion"].in_features == mer.num_labels
+
+
 def test_metrics_match_sklearn():
     from sklearn.metrics import f1_score, recall_score
 

@@ -12,7 +12,6 @@ from typing import Any, Optional
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..labels import POLARITIES
 
 BRANCHES = ("fusion", "visual", "audio")
 MODEL_TYPES = ("avcpnet", "mer2023")
@@ -41,7 +40,7 @@ class ModelArguments:
         metadata={"help": "Config fields to override, as JSON ('{\"embed_dim\": 32}') or a mapping in a YAML file."},
     )
     fusion_type: Optional[str] = field(
-        default=None, metadata={"help": "sum | concat | ew_sum | neural | gated (paper table 8)."}
+        default=None, metadata={"help": "sum | concat | ew_sum | ew_product | neural | gated (paper table 8)."}
     )
     modalities: Optional[str] = field(
         default=None, metadata={"help": "audio_visual | visual | audio (paper table 7)."}
