@@ -59,23 +59,13 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .configuration_avcpnet import POLARITIES
+from .hub_repo_avcpnet import PROCESSOR_FILES
 from .media_avcpnet import is_media_error
 
 TASK = "audio-visual-emotion-classification"
 VIDEO_TASK = "video-classification"
 ON_ERROR = ("report", "raise")
 
-# Files that `ProcessorMixin.save_pretrained` (and the older per-component layout) leave in a model folder.
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
-
-
-def custom_pipelines() -> dict[str, dict[str, Any]]:
-    """The `config.custom_pipelines` entry of a saved folder: both tasks, resolved to the classes of this file
-    (`pt` names the Auto class, which finds the model through `config.auto_map`)."""
-    module = __name__.split(".")[-1]
-    entry = {"pt": ["AutoModelForVideoClassification"], "tf": [], "default": None}
-    return {TASK: {**entry, "impl": f"{module}.AVCPNetPipeline", "type": "multimodal"},
-            VIDEO_TASK: {**entry, "impl": f"{module}.AVCPNetVideoClassificationPipeline", "type": "video"}}
 
 
 def missing_processor_message(model_name_or_path: str) -> str | None:
@@ -225,6 +215,21 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     as in the built-in pipelines.
     """
 
+    # the class that serves transformers' own `video-classification` task for this model (None: only TASK)
+    video_classification_class = "AVCPNetVideoClassificationPipeline"
+
+    @classmethod
+    def custom_pipelines(cls) -> dict[str, dict[str, Any]]:
+        """The `config.custom_pipelines` entries of a folder saved with this pipeline: TASK (this class) and, where
+        the model serves it, `video-classification`, resolved to classes of the saved files (`pt` names the Auto
+        class, which finds the model through `config.auto_map`)."""
+        entry = {"pt": ["AutoModelForVideoClassification"], "tf": [], "default": None}
+        tasks = {TASK: {**entry, "impl": f"{cls.__module__.split('.')[-1]}.{cls.__name__}", "type": "multimodal"}}
+        if cls.video_classification_class:
+            video_module = __name__.split(".")[-1]
+            tasks[VIDEO_TASK] = {**entry, "impl": f"{video_module}.{cls.video_classification_class}", "type": "video"}
+        return tasks
+
     def __init__(self, model, processor=None, **kwargs):
         require_processor(model, processor)
         super().__init__(model=model, processor=processor, **kwargs)
@@ -270,24 +275,10 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
         }
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
-        """Save the model (its `config.json` listing both tasks in `custom_pipelines`), this file with its sibling
-        files, and the processor, so that `pipeline(task, model=save_directory, trust_remote_code=True)` works for
-        both tasks without this package installed. The in-memory config is left as it was, so that a later plain
-        `model.save_pretrained` does not name a pipeline file it does not write."""
-        from transformers.dynamic_module_utils import custom_object_save
-
-        os.makedirs(save_directory, exist_ok=True)
-        config = self.model.config
-        had_entry, previous = hasattr(config, "custom_pipelines"), getattr(config, "custom_pipelines", None)
-        config.custom_pipelines = custom_pipelines()
-        try:
-            custom_object_save(self, save_directory)
-            self.model.save_pretrained(save_directory, **kwargs)
-        finally:
-            if had_entry:
-                config.custom_pipelines = previous
-            else:
-                delattr(config, "custom_pipelines")
+        """Save the model (a complete Hub repo: its `config.json` names this pipeline's tasks in `custom_pipelines`
+        and the folder holds their files, see `hub_repo_avcpnet`) and this pipeline's processor, so that
+        `pipeline(task, model=save_directory, trust_remote_code=True)` works without this package installed."""
+        self.model.save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
 
@@ -353,5 +344,5 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "TASK", "VIDEO_TASK", "custom_pipelines",
+__all__ = ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "TASK", "VIDEO_TASK",
            "preprocess_clip", "save_for_pipeline"]

@@ -25,6 +25,7 @@ class MER2023Pipeline(AVCPNetPipeline):
     backbones); polarity comes from `config.label2polarity`, else the MER 2023 map."""
 
     per_clip_outputs = ("logits", "valence")
+    video_classification_class = None  # transformers' `video-classification` task has no valence: not offered
 
     def __init__(self, model, processor=None, **kwargs):
         feature_extractor = kwargs.pop("feature_extractor", None)

@@ -115,6 +115,8 @@ def test_saved_folder_holds_a_complete_repo(saved_folders, name):
     config = json.loads((folder / "config.json").read_text())
     assert config["custom_pipelines"]["audio-visual-emotion-classification"]["impl"] == \
         "pipeline_avcpnet.AVCPNetPipeline"
+    assert config["custom_pipelines"]["video-classification"]["impl"] == \
+        "pipeline_avcpnet.AVCPNetVideoClassificationPipeline"
     assert "pipeline_tag: video-classification" in (folder / "README.md").read_text()
 
 
@@ -129,9 +131,6 @@ def test_custom_pipeline_and_auto_classes_label_mp4_files_without_the_package(re
         assert from_pipeline["polarity"] in ("positive", "neutral", "negative")
 
 
-@pytest.mark.xfail(reason="issue 11.2 (media): the standard video-classification pipeline now reaches the model "
-                          "with pixel_values_videos only, and AVCPNetModel (audio_visual) refuses a call without "
-                          "input_features (zeros + audio_mask=False expected)", strict=False)
 @pytest.mark.parametrize("name", ["output_dir", "checkpoint", "hub"])
 def test_video_classification_pipeline_labels_mp4_files_without_the_package(reports, name):
     report = reports[name]

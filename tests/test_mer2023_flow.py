@@ -50,7 +50,10 @@ def test_offline_quick_run_learns_emotion_and_valence(trained):
     assert processor["auto_map"]["AutoFeatureExtractor"] == "processing_mer2023.MER2023Processor"
     for name in ("README.md", "audio_backbone/config.json", "vision_backbone/preprocessor_config.json"):
         assert (folder / name).is_file(), name
-    assert "pipeline_tag: video-classification" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    # only the custom task (with valence) serves MER 2023: the card advertises no standard pipeline tag
+    assert "pipeline_tag" not in card and 'pipeline("audio-visual-emotion-classification"' in card
+    assert list(config["custom_pipelines"]) == ["audio-visual-emotion-classification"]
 
 
 def test_predict_labels_a_folder_with_emotion_and_valence(trained, tmp_path):
