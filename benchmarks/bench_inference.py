@@ -19,6 +19,7 @@ once; each mode's probabilities are compared with float32's: top-1 agreement and
 
 Usage: python benchmarks/bench_inference.py [--configs paper tiny] [--batches 1 8] [--modes fp32 bf16 int8]
        [--repeats 3] [--threads 2] [--guard runs/sample --clips ~/.cache/.../sample]
+       [--distributed runs/sample --clips FOLDER]
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ def bench_speed(args) -> None:
             with torch.inference_mode():
                 for mode, model in models.items():  # warm-up call (and compilation): memory and outputs
                     outputs = []
+                    start = time.perf_counter()
                     memory[mode] = peak_rise_mib(lambda: outputs.append(model(**inputs).logits.float()))
+                    if not args.repeats:  # --repeats 0: time the first call itself (one-time set-up included)
+                        times[mode].append(time.perf_counter() - start)
                     probabilities[mode] = outputs[0].softmax(-1)
                 for _ in range(args.repeats):
                     for mode, model in models.items():
@@ -165,15 +169,46 @@ def bench_guard(args) -> None:
         print(f"| {mode} | {100 * agreement:.2f}% | {difference.max().item():.4f} | {difference.mean().item():.5f} |")
 
 
+def bench_distributed(args) -> None:
+    """`avcpnet predict` on one process vs `torchrun --nproc_per_node 2` (1 torch thread per process), same clips."""
+    import subprocess
+    import tempfile
+
+    python = sys.executable
+    torchrun = os.path.join(os.path.dirname(python), "torchrun")
+    predict = ["-m", "modeling_avcpnet.cli", "predict", args.clips, "--model", args.distributed, "--quiet",
+               "--threads", "1", "--device", "cpu"]
+    commands = {"1 process": [python, *predict],
+                "2 processes": [torchrun, "--nproc_per_node", "2", "--master_port", "29571", *predict]}
+    print(f"\ndistributed predict: clips under {args.clips}, checkpoint {args.distributed}")
+    print("| run | wall s (start-up included) | labelling clips/s (summary) | vs 1 process |\n|---|---|---|---|")
+    rates = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, command in commands.items():
+            output = os.path.join(folder, name.replace(" ", "_") + ".csv")
+            start = time.perf_counter()
+            done = subprocess.run([*command, "--output", output], capture_output=True, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
+            wall = time.perf_counter() - start
+            summary = [line for line in done.stdout.splitlines() if line.startswith("avcpnet predict:")]
+            if done.returncode or not summary:
+                raise SystemExit(f"{name} failed: {done.stderr[-2000:]}")
+            rates[name] = float(summary[-1].split(" clips/s")[0].rsplit(" ", 1)[-1])
+            print(f"| {name} | {wall:.1f} | {rates[name]:.2f} | {rates[name] / rates['1 process']:.2f}x |",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=["paper", "tiny"], choices=["paper", "tiny"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--modes", nargs="+", default=["fp32", "bf16", "int8"], choices=list(MODES))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed calls per mode after the warm-up; 0 times the warm-up call (one-time set-up in)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     parser.add_argument("--guard", help="a trained checkpoint folder: run the accuracy guard instead of the speed")
-    parser.add_argument("--clips", help="folder of clips for --guard")
+    parser.add_argument("--clips", help="folder of clips for --guard / --distributed")
+    parser.add_argument("--distributed", help="a checkpoint folder: time predict on 1 process vs torchrun with 2")
     args = parser.parse_args()
     if "fp32" not in args.modes:
         args.modes.insert(0, "fp32")
@@ -181,7 +216,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.1f}")
-    if args.guard:
+    if args.distributed:
+        bench_distributed(args)
+    elif args.guard:
         bench_guard(args)
     else:
         bench_speed(args)

@@ -26,14 +26,10 @@ PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_p
 
 
 def add_pipeline_entry(config, pipeline_class: type) -> None:
-    """Name `pipeline_class` in `config.custom_pipelines` (written to config.json by the save that follows), as
-    `Pipeline.save_pretrained` does for a registered custom pipeline."""
-    custom = dict(getattr(config, "custom_pipelines", None) or {})
-    custom[PIPELINE_TASK] = {"impl": f"{pipeline_class.__module__.rsplit('.', 1)[-1]}.{pipeline_class.__name__}",
-                             "pt": ["AutoModelForVideoClassification"], "type": "multimodal"}
-    # A pipeline file may serve more tasks (AV-CPNet's also the standard "video-classification").
-    custom.update(getattr(pipeline_class, "custom_pipelines", dict)())
-    config.custom_pipelines = custom
+    """Name `pipeline_class`'s tasks (its `custom_pipelines()`: ours, and `video-classification` where the model serves
+    it) in `config.custom_pipelines` (written to config.json by the save that follows), as `Pipeline.save_pretrained`
+    does for a registered custom pipeline."""
+    config.custom_pipelines = {**(getattr(config, "custom_pipelines", None) or {}), **pipeline_class.custom_pipelines()}
 
 
 def has_processor(folder: str | os.PathLike) -> bool:
@@ -78,7 +74,8 @@ def complete_hub_repo(model, save_directory: str | os.PathLike, pipeline_class: 
             handle.write(card_text(model.config))
 
 
-def minimal_card(config, title: str, summary: str, tags: list[str], extra_rows: dict[str, str] | None = None) -> str:
+def minimal_card(config, title: str, summary: str, tags: list[str], extra_rows: dict[str, str] | None = None,
+                 pipeline_tag: str | None = "video-classification") -> str:
     """A short model card: metadata the Hub renders, the labels, and how to use the folder."""
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -87,7 +84,7 @@ def minimal_card(config, title: str, summary: str, tags: list[str], extra_rows: 
     rows = "\n".join(f"| {index} | {id2label[index]} | {polarity.get(id2label[index], '-')} |"
                      for index in sorted(id2label))
     extra = "".join(f"- {key}: {value}\n" for key, value in (extra_rows or {}).items())
-    data = ModelCardData(library_name="transformers", pipeline_tag="video-classification", tags=tags)
+    data = ModelCardData(library_name="transformers", pipeline_tag=pipeline_tag, tags=tags)
     body = f"""---
 {data.to_yaml()}
 ---

@@ -266,7 +266,8 @@ def _card_text(config: MER2023Config) -> str:
         "emotion scores, their polarity and `valence`; the processor (`MER2023Processor`, with its backbones in "
         "`audio_backbone/` and `vision_backbone/`) computes the features from a video file.",
         tags=["mer2023", "audio-visual", "emotion-recognition", "valence", "video"],
-        extra_rows={"features": features, "fusion": config.fusion_structure, "decoder": config.decoder_type})
+        extra_rows={"features": features, "fusion": config.fusion_structure, "decoder": config.decoder_type},
+        pipeline_tag=None)  # only the custom task (with valence) serves it: no standard pipeline tag to advertise
 
 
 class MER2023ForEmotionValence(MER2023PreTrainedModel):

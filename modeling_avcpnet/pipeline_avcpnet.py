@@ -59,23 +59,13 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .configuration_avcpnet import POLARITIES
+from .hub_repo_avcpnet import PROCESSOR_FILES
 from .media_avcpnet import is_media_error
 
 TASK = "audio-visual-emotion-classification"
 VIDEO_TASK = "video-classification"
 ON_ERROR = ("report", "raise")
 
-# Files that `ProcessorMixin.save_pretrained` (and the older per-component layout) leave in a model folder.
-PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json", "video_preprocessor_config.json")
-
-
-def custom_pipelines() -> dict[str, dict[str, Any]]:
-    """The `config.custom_pipelines` entry of a saved folder: both tasks, resolved to the classes of this file
-    (`pt` names the Auto class, which finds the model through `config.auto_map`)."""
-    module = __name__.split(".")[-1]
-    entry = {"pt": ["AutoModelForVideoClassification"], "tf": [], "default": None}
-    return {TASK: {**entry, "impl": f"{module}.AVCPNetPipeline", "type": "multimodal"},
-            VIDEO_TASK: {**entry, "impl": f"{module}.AVCPNetVideoClassificationPipeline", "type": "video"}}
 
 
 def missing_processor_message(model_name_or_path: str) -> str | None:
@@ -138,22 +128,12 @@ def preprocess_clip(processor, inputs, **video_kwargs) -> dict[str, Any]:
     return dict(features)
 
 
-def emotion_result(id2label: dict, probabilities: torch.Tensor, polarity_ids: list[int], top_k: int) -> dict:
-    """The emotion part of a result: `label`, `score`, `labels` (top `top_k`), `polarity`, `polarity_score` (the
-    polarity whose classes have the largest summed probability, and that sum) and `polarity_scores`."""
-    probabilities = probabilities.cpu()
-    polarity_scores = torch.zeros(len(POLARITIES)).index_add_(0, torch.as_tensor(polarity_ids), probabilities)
-    scores, ids = probabilities.topk(min(top_k, probabilities.numel()))
-    labels = [{"label": id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
-    polarity_id = int(polarity_scores.argmax())
-    return {"label": labels[0]["label"], "score": labels[0]["score"], "labels": labels,
-            "polarity": POLARITIES[polarity_id], "polarity_score": float(polarity_scores[polarity_id]),
-            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist()))}
-
-
 class _OneResultPerInput:
     """What both pipelines share: the processor turns each input into model inputs, or into an error entry when its
     media cannot be decoded; batches mix both (the model runs on the good rows only)."""
+
+    # model output fields returned per clip (padded with NaN for inputs that failed); MER 2023 adds `valence`
+    per_clip_outputs = ("logits",)
 
     _load_processor = None  # loaded when present; __init__ then says clearly what is missing
     _load_image_processor = False
@@ -176,23 +156,32 @@ class _OneResultPerInput:
         return {**features, "errors": [None]}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
-        """`logits` `(batch, num_labels)` (NaN for inputs that failed), `audio_mask` `(batch,)`, `errors`."""
+        """`logits` `(batch, num_labels)` (NaN for inputs that failed; likewise every field of `per_clip_outputs`),
+        `audio_mask` `(batch,)`, `errors`."""
         dtype = self.model.dtype
         tensors = {key: value.to(dtype) if value.is_floating_point() else value
                    for key, value in model_inputs.items() if key in self._forward_input_names}
         errors = model_inputs.get("errors")
         if errors is None:  # inputs made by `preprocess_clip` directly (e.g. `avcpnet predict`)
-            errors = [None] * len(model_inputs["audio_mask"])
+            errors = [None] * len(next(value for value in model_inputs.values() if isinstance(value, torch.Tensor)))
         good = [position for position, error in enumerate(errors) if error is None]
+        num_labels = self.model.config.num_labels
         if not good:
-            return {"logits": torch.full((len(errors), self.model.config.num_labels), float("nan")),
+            return {**{name: torch.full((len(errors), num_labels) if name == "logits" else (len(errors),),
+                                        float("nan")) for name in self.per_clip_outputs},
                     "audio_mask": torch.zeros(len(errors), dtype=torch.bool), "errors": errors}
-        output = self.model(**tensors).logits
-        logits = output.new_full((len(errors), output.shape[-1]), float("nan"))
-        logits[good] = output
-        audio_mask = torch.zeros(len(errors), dtype=torch.bool, device=output.device)
-        audio_mask[good] = model_inputs["audio_mask"].to(output.device).bool()
-        return {"logits": logits, "audio_mask": audio_mask, "errors": errors}
+        outputs = self.model(**tensors)
+        padded = {}
+        for name in self.per_clip_outputs:
+            value = outputs[name].reshape(len(good), -1) if name != "logits" else outputs[name]
+            full = value.new_full((len(errors), *value.shape[1:]), float("nan"))
+            full[good] = value
+            padded[name] = full if name == "logits" else full.reshape(len(errors))
+        audio_mask = torch.zeros(len(errors), dtype=torch.bool, device=outputs.logits.device)
+        # processors of models without a separate audio branch (MER 2023) give no mask: every clip has its sound
+        given = model_inputs.get("audio_mask")
+        audio_mask[good] = given.to(audio_mask.device).bool() if given is not None else True
+        return {**padded, "audio_mask": audio_mask, "errors": errors}
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         # The base class pads batches with a tokenizer or feature extractor; our clips all have the same shapes,
@@ -226,6 +215,21 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     as in the built-in pipelines.
     """
 
+    # the class that serves transformers' own `video-classification` task for this model (None: only TASK)
+    video_classification_class = "AVCPNetVideoClassificationPipeline"
+
+    @classmethod
+    def custom_pipelines(cls) -> dict[str, dict[str, Any]]:
+        """The `config.custom_pipelines` entries of a folder saved with this pipeline: TASK (this class) and, where
+        the model serves it, `video-classification`, resolved to classes of the saved files (`pt` names the Auto
+        class, which finds the model through `config.auto_map`)."""
+        entry = {"pt": ["AutoModelForVideoClassification"], "tf": [], "default": None}
+        tasks = {TASK: {**entry, "impl": f"{cls.__module__.split('.')[-1]}.{cls.__name__}", "type": "multimodal"}}
+        if cls.video_classification_class:
+            video_module = __name__.split(".")[-1]
+            tasks[VIDEO_TASK] = {**entry, "impl": f"{video_module}.{cls.video_classification_class}", "type": "video"}
+        return tasks
+
     def __init__(self, model, processor=None, **kwargs):
         require_processor(model, processor)
         super().__init__(model=model, processor=processor, **kwargs)
@@ -241,6 +245,10 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     def preprocess(self, inputs, on_error: str = "report") -> dict[str, Any]:
         return self._prepare(inputs, on_error)
 
+    def polarity_ids(self) -> list[int]:
+        """The polarity (index in POLARITIES) of each class id."""
+        return self.model.config.polarity_ids
+
     def postprocess(self, model_outputs: dict[str, Any], top_k: int = 5) -> dict[str, Any]:
         error = self._error_of(model_outputs)
         if error is not None:
@@ -248,19 +256,28 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
                     "polarity_scores": None, "has_audio": None, "error": error}
         config = self.model.config
         probabilities = model_outputs["logits"][0].float().softmax(-1)
-        return {**emotion_result(config.id2label, probabilities, config.polarity_ids, top_k),
-                "has_audio": bool(model_outputs["audio_mask"].reshape(-1)[0]), "error": None}
-
-    @classmethod
-    def custom_pipelines(cls) -> dict[str, dict[str, Any]]:
-        """The tasks a saved folder names in `config.custom_pipelines` (read by `hub_repo_avcpnet`); subclasses
-        for other model types (MER 2023) declare their own."""
-        return custom_pipelines() if cls is AVCPNetPipeline else {}
+        polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
+            0, torch.tensor(self.polarity_ids()), probabilities.cpu()
+        )
+        top_k = min(top_k, probabilities.numel())
+        scores, ids = probabilities.topk(top_k)
+        labels = [{"label": config.id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
+        polarity_id = int(polarity_scores.argmax())
+        return {
+            "label": labels[0]["label"],
+            "score": labels[0]["score"],
+            "labels": labels,
+            "polarity": POLARITIES[polarity_id],
+            "polarity_score": float(polarity_scores[polarity_id]),
+            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
+            "has_audio": bool(model_outputs["audio_mask"].reshape(-1)[0]),
+            "error": None,
+        }
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
-        """Save the model, a complete Hub repo (`config.json` listing both tasks in `custom_pipelines`, this file
-        and its siblings: see `hub_repo_avcpnet`), and the processor, so that `pipeline(task, model=save_directory,
-        trust_remote_code=True)` works for both tasks without this package installed."""
+        """Save the model (a complete Hub repo: its `config.json` names this pipeline's tasks in `custom_pipelines`
+        and the folder holds their files, see `hub_repo_avcpnet`) and this pipeline's processor, so that
+        `pipeline(task, model=save_directory, trust_remote_code=True)` works without this package installed."""
         self.model.save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory)
 
@@ -327,5 +344,5 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "TASK", "VIDEO_TASK", "custom_pipelines",
-           "emotion_result", "preprocess_clip", "save_for_pipeline"]
+__all__ = ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "TASK", "VIDEO_TASK",
+           "preprocess_clip", "save_for_pipeline"]

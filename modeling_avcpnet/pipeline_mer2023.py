@@ -15,7 +15,7 @@ import torch
 from transformers import AutoFeatureExtractor
 
 from .labels import MER2023_POLARITY, POLARITIES
-from .pipeline_avcpnet import AVCPNetPipeline, emotion_result
+from .pipeline_avcpnet import AVCPNetPipeline
 
 
 class MER2023Pipeline(AVCPNetPipeline):
@@ -23,6 +23,9 @@ class MER2023Pipeline(AVCPNetPipeline):
     `polarity_score`, `polarity_scores`, `has_audio`), plus `valence`: the model's valence estimate (the MER 2023
     scale, negative to positive). The processor is the folder's [`MER2023Processor`] (deep features of the saved
     backbones); polarity comes from `config.label2polarity`, else the MER 2023 map."""
+
+    per_clip_outputs = ("logits", "valence")
+    video_classification_class = None  # transformers' `video-classification` task has no valence: not offered
 
     def __init__(self, model, processor=None, **kwargs):
         feature_extractor = kwargs.pop("feature_extractor", None)
@@ -32,20 +35,15 @@ class MER2023Pipeline(AVCPNetPipeline):
             processor = AutoFeatureExtractor.from_pretrained(model.name_or_path, trust_remote_code=True)
         super().__init__(model=model, processor=processor, **kwargs)
 
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
-        outputs = self.model(input_features=model_inputs["input_features"])
-        batch_size = outputs.logits.shape[0]
-        return {"logits": outputs.logits, "valence": outputs.valence.reshape(batch_size),
-                "audio_mask": torch.ones(batch_size, dtype=torch.bool)}
+    def polarity_ids(self) -> list[int]:
+        config = self.model.config
+        label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
+        return [POLARITIES.index(label2polarity.get(config.id2label[i], "neutral")) for i in range(config.num_labels)]
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
-        config = self.model.config
-        probabilities = model_outputs["logits"][0].float().softmax(-1).cpu()
-        label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
-        polarity_ids = torch.tensor([POLARITIES.index(label2polarity.get(config.id2label[i], "neutral"))
-                                     for i in range(len(probabilities))])
-        return {**emotion_result(config.id2label, probabilities, polarity_ids, top_k),
-                "valence": float(model_outputs["valence"].reshape(-1)[0]), "has_audio": True}
+        result = super().postprocess(model_outputs, top_k)
+        valence = None if result["error"] is not None else float(model_outputs["valence"].reshape(-1)[0])
+        return {**result, "valence": valence}
 
 
 __all__ = ["MER2023Pipeline"]

@@ -118,6 +118,8 @@ def test_saved_folder_holds_a_complete_repo(saved_folders, name):
     config = json.loads((folder / "config.json").read_text())
     assert config["custom_pipelines"]["audio-visual-emotion-classification"]["impl"] == \
         "pipeline_avcpnet.AVCPNetPipeline"
+    assert config["custom_pipelines"]["video-classification"]["impl"] == \
+        "pipeline_avcpnet.AVCPNetVideoClassificationPipeline"
     assert "pipeline_tag: video-classification" in (folder / "README.md").read_text()
 
 

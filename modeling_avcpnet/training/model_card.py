@@ -33,6 +33,10 @@ def hub_base_model(finetuned_from: Optional[str]) -> Optional[str]:
     return finetuned_from
 
 
+def _folder_name(path: Optional[str]) -> Optional[str]:
+    return os.path.basename(os.path.normpath(path)) if path else None
+
+
 def build_model_card(trainer, model_name: Optional[str] = None, dataset_name: str = "sample",
                      dataset_config: Optional[str] = None, results: Optional[dict[str, dict[str, float]]] = None,
                      license: str = "apache-2.0", finetuned_from: Optional[str] = None, **_):
@@ -46,7 +50,7 @@ def build_model_card(trainer, model_name: Optional[str] = None, dataset_name: st
 
     config = trainer.accelerator.unwrap_model(trainer.model).config
     args = trainer.args
-    repo_id = args.hub_model_id or model_name or os.path.basename(os.path.normpath(args.output_dir))
+    repo_id = args.hub_model_id or model_name or _folder_name(args.output_dir)
     dataset_id = f"{dataset_name}" + (f"/{dataset_config}" if dataset_config else "")
     eval_results = []
     for split, split_metrics in (results or {}).items():
@@ -87,8 +91,7 @@ def build_model_card(trainer, model_name: Optional[str] = None, dataset_name: st
         "ep_ce_gammas", "branch_loss_weights")}
     return ModelCard.from_template(
         card_data, template_str=template("model_card_template.md"), repo_id=repo_id, dataset_id=dataset_id,
-        finetuned_from=hub_base_model(finetuned_from) or (finetuned_from and os.path.basename(
-            os.path.normpath(finetuned_from))),
+        finetuned_from=hub_base_model(finetuned_from) or _folder_name(finetuned_from),
         results_header="| split | " + " | ".join(p for _, p in _METRIC_NAMES.values()) + " |",
         results_rule="|---|" + "---|" * len(_METRIC_NAMES), results_table=results_table,
         labels_table=labels_table, hyperparameters="\n".join(f"- {k}: {v}" for k, v in hyper.items()),
