@@ -122,12 +122,12 @@ def child(method: str, video: str, model: str, threads: int) -> dict:
             plan = plan_windows(times, duration, 4.0, 1.0, processor.video_processor)
             for first in range(0, len(plan.starts), 8):
                 batch = range(first, min(first + 8, len(plan.starts)))
-                clips = [processor.video_processor.transform_clip(reader.read_frames(plan.indices[k], edge))
-                         for k in batch]
+                clips = processor.video_processor([reader.read_frames(plan.indices[k], edge) for k in batch],
+                                                  do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
                 audio = [reader.audio[int(plan.starts[k] * rate):int(plan.ends[k] * rate)] for k in batch]
                 features = processor.feature_extractor(audio)
                 with torch.inference_mode():
-                    model_(pixel_values_videos=torch.stack(clips), **features)
+                    model_(pixel_values_videos=clips, **features)
             result.update(windows=len(plan.starts), duration=duration, frames_decoded=reader.frames_decoded,
                           frames=reader.num_frames)
     result["seconds"] = time.perf_counter() - start

@@ -354,14 +354,14 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
 def _classify(model, processor, plan: WindowPlan, batch: range, buffer: dict[int, np.ndarray],
               waveform: Optional[np.ndarray], rate: int, outputs: dict[str, list[np.ndarray]]) -> None:
     """Run the model on the windows `batch` (frames from `buffer`, audio cut from `waveform`)."""
-    clips = [processor.video_processor.transform_clip(np.stack([buffer[i] for i in plan.indices[k].tolist()]))
-             for k in batch]
+    frames = [np.stack([buffer[i] for i in plan.indices[k].tolist()]) for k in batch]  # already sampled, eval mode
+    clips = processor.video_processor(frames, do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
     audio = [None if waveform is None else
              waveform[round(plan.starts[k] * rate):round(plan.ends[k] * rate)] for k in batch]
     features = processor.feature_extractor(audio, return_tensors="pt")
     device = model.device
     with torch.inference_mode():
-        result = model(pixel_values_videos=torch.stack(clips).to(device),
+        result = model(pixel_values_videos=clips.to(device),
                        input_features=features["input_features"].to(device),
                        audio_mask=features["audio_mask"].to(device))
     for key in outputs:

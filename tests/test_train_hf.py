@@ -134,8 +134,11 @@ def test_classification_heads_are_the_ones_the_model_class_declares():
 
     config = AVCPNetConfig.tiny(id2label={0: "a", 1: "b"})
     assert config.num_labels == config.audio_segments
-    model = AutoModelForVideoClassification.from_config(config)
-    assert set(train_hf.classification_heads(model)) == {"classifier", "visual_classifier", "audio_classifier"}
+    model = AutoModelForVideoClassification.from_config(config)  # unimodal logits from the SF terms: one head
+    assert set(train_hf.classification_heads(model)) == {"classifier"}
+    separate = AutoModelForVideoClassification.from_config(
+        AVCPNetConfig.tiny(id2label={0: "a", 1: "b"}, unimodal_head="separate"))
+    assert set(train_hf.classification_heads(separate)) == {"classifier", "visual_classifier", "audio_classifier"}
     visual_only = AutoModelForVideoClassification.from_config(AVCPNetConfig.tiny(modalities="visual"))
     assert set(train_hf.classification_heads(visual_only)) == {"visual_classifier"}
     mer = MER2023Config(feature_names=["a", "v"], feature_sizes=[6, 4], feature_modalities=["audio", "visual"],
