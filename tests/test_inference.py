@@ -29,7 +29,7 @@ def synthetic_batch(config, size: int, generator: torch.Generator):
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny AV-CPNet trained for a few steps on a task it learns (colour and MFCC level give the class), so that
+    """A tiny AV-CPNet trained for 80 steps on a task it learns (colour and MFCC level give the class), so that
     agreement between precisions is measured on a model with real decisions, not random logits near a tie."""
     torch.manual_seed(0)
     config = AVCPNetConfig.tiny()
@@ -40,7 +40,7 @@ def trained():
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, above all on a shared machine
     try:
         model.train()
-        for _ in range(40):
+        for _ in range(80):
             inputs, labels = synthetic_batch(config, 16, generator)
             loss = model(**inputs, labels=labels).loss
             optimizer.zero_grad()
@@ -52,7 +52,7 @@ def trained():
     test_inputs, test_labels = synthetic_batch(config, 240, torch.Generator().manual_seed(2))
     with torch.inference_mode():
         reference = model(**test_inputs).logits.softmax(-1)
-    assert (reference.argmax(-1) == test_labels).float().mean() > 0.4  # it learned (chance: 1/6)
+    assert (reference.argmax(-1) == test_labels).float().mean() > 0.55  # it learned (chance: 1/6)
     return model, test_inputs, reference
 
 
