@@ -18,14 +18,16 @@ class declares and takes the new dataset's polarity map.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
 from typing import Any, Optional
 
 import transformers
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from modeling_avcpnet.labels import POLARITIES
 from modeling_avcpnet.training import (
@@ -43,7 +45,10 @@ from modeling_avcpnet.training import (
     load_splits,
     parse_arguments,
 )
-from modeling_avcpnet.training.arguments import adapt_training_arguments, as_float_mapping
+from modeling_avcpnet.training.arguments import (
+    adapt_training_arguments,
+    as_float_mapping,
+)
 from modeling_avcpnet.training.metrics import strip_prefix
 
 logger = logging.getLogger("train_hf")
@@ -68,14 +73,32 @@ def setup_logging(training_args) -> None:
 
 
 def resolve_resume(training_args) -> Optional[str]:
-    """--resume_from_checkpoint last|latest|true -> the newest checkpoint in output_dir."""
+    """--resume_from_checkpoint last|latest|true -> the newest complete checkpoint in output_dir."""
     resume = training_args.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("true", "last", "latest"):
-        resume = get_last_checkpoint(training_args.output_dir)
+        resume = last_complete_checkpoint(training_args.output_dir)
         if resume is None:
             raise ValueError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no checkpoint in "
                              f"{training_args.output_dir}")
     return resume
+
+
+def last_complete_checkpoint(output_dir: str) -> Optional[str]:
+    """The newest `checkpoint-N` whose save finished: the Trainer writes `trainer_state.json` last, so a run killed
+    while saving leaves a folder without a readable one, which is skipped with a warning."""
+    steps = {}
+    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
+        match = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps[int(match.group(1))] = os.path.join(output_dir, name)
+    for step in sorted(steps, reverse=True):
+        try:
+            with open(os.path.join(steps[step], "trainer_state.json")) as handle:
+                json.load(handle)
+            return steps[step]
+        except (OSError, ValueError) as error:
+            logger.warning("skipping %s: its save did not finish (%s)", steps[step], error)
+    return None
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:

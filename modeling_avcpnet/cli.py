@@ -26,6 +26,9 @@ then rank 0 merges the parts into ``<output>``, one row per file. Without ``--de
 ``cuda:LOCAL_RANK`` where there are GPUs, else the CPU.
 """
 
+# Why one file of ~650 lines: the `predict` command (discovery, resumable output, sharding over processes, merge)
+# is one flow; `timeline` and `demo` keep their code in their own modules.
+
 from __future__ import annotations
 
 import argparse

@@ -21,6 +21,9 @@ phones write for portrait video is applied, so frames come out upright.
 Bad media raises `MediaError` (`VideoDecodingError` is the same class under its older name), a `ValueError` whose
 message names the file and the problem. This module imports only numpy at import time (PyAV when first used, Pillow
 for frame folders), so dataset preparation can probe files without loading torch or transformers.
+
+Why one file of ~650 lines: it is the single media layer (one error type, one reader) and it travels into Hub
+repos as one file, next to the processors that import it.
 """
 
 from __future__ import annotations

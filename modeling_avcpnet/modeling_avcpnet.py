@@ -59,6 +59,9 @@ Design decisions where the paper is silent (documented here and in the docstring
   has one key and returns the projected value of the other modality; the module works unchanged on longer sequences.
 - Under gradient checkpointing the audio ResNet's batch-norm layers are run twice in training (forward and
   recomputation), so their running statistics take two momentum steps per batch; outputs and gradients are exact.
+
+Why one file of ~800 lines: transformers keeps a model's modules in its `modeling_` file, and this file is copied
+into Hub repos as it is; the Video Swin backbone already lives in its own `modeling_video_swin.py`.
 """
 
 from __future__ import annotations

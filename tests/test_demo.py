@@ -16,28 +16,21 @@ import time
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from datasets_emotions.sample_media import plan_split, render_audio, render_frames, write_sample_clip
 from datasets_emotions.synthetic_media import write_clip
-from modeling_avcpnet import AVCPNetConfig, AVCPNetProcessor
 from modeling_avcpnet.demo import DemoInputError, DemoSettings, EmotionAnalyser
 from modeling_avcpnet.labels import EMOTIONS_LABELS
-from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
-from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline, save_for_pipeline
+from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UPLOAD_LIMIT_MB = 0.5
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory):
+def media(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    config = AVCPNetConfig.tiny()
-    model = AVCPNetForVideoClassification(config).eval()
-    processor = AVCPNetProcessor.from_model_config(config)
-    folder = save_for_pipeline(model, processor, root / "checkpoint")
+    folder, model, processor = tiny_checkpoint["folder"], tiny_checkpoint["model"], tiny_checkpoint["processor"]
     pipe = AVCPNetPipeline(model=model, processor=processor, task=TASK, device="cpu")
     specs = plan_split("test", list(EMOTIONS_LABELS), clips_per_class=1, noisy=0, seed=0)
     clip = write_sample_clip(specs[0], str(root / "my_clip.mp4"))

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
-from modeling_avcpnet import AVCPNetConfig, AVCPNetProcessor
+from modeling_avcpnet import AVCPNetConfig
 from modeling_avcpnet.cli import main as cli_main
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
-from modeling_avcpnet.pipeline_avcpnet import save_for_pipeline
 from modeling_avcpnet.timeline import change_segments, emotion_timeline, smooth_track, window_starts
 from modeling_avcpnet.media_avcpnet import MediaError, MediaReader
 
@@ -29,13 +28,9 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_checkpoint):
     root = tmp_path_factory.mktemp("timeline")
-    torch.manual_seed(0)
-    config = AVCPNetConfig.tiny()
-    model = AVCPNetForVideoClassification(config).eval()
-    processor = AVCPNetProcessor.from_model_config(config)
-    folder = save_for_pipeline(model, processor, root / "checkpoint")
+    folder, model, processor = tiny_checkpoint["folder"], tiny_checkpoint["model"], tiny_checkpoint["processor"]
     # Short side 32 = the model's image size: the file path (FFmpeg's scaler) and the array path (torchvision) of
     # the processor then both leave frames unresized, so a window and its cut-out clip see the same pixels.
     # The picture and the pitch change half way.

@@ -415,3 +415,20 @@ def test_two_cpu_processes_with_torchrun(sample_cache, tmp_path):
     assert np.array(matrix["matrix"]).sum() == 6  # the gathered predictions, without the sampler's padding
     results = json.loads((output_dir / "all_results.json").read_text())
     assert "eval_accuracy" in results and "eval_visual_accuracy" in results
+
+
+def test_resume_last_skips_a_checkpoint_whose_save_was_cut_short(tmp_path, caplog):
+    """kill -9 while the Trainer saves leaves checkpoint-N without a readable trainer_state.json (written last):
+    `--resume_from_checkpoint last` takes the newest complete one instead of failing on the broken one."""
+    for step, state in ((2, '{"global_step": 2}'), (10, '{"global_step": 10}'), (12, '{"global_st'), (14, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"weights")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-99.tmp").mkdir()  # not a checkpoint name
+    with caplog.at_level("WARNING", logger="train_hf"):
+        assert train_hf.last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    skipped = " ".join(record.getMessage() for record in caplog.records)
+    assert "checkpoint-14" in skipped and "checkpoint-12" in skipped
+    assert train_hf.last_complete_checkpoint(str(tmp_path / "missing")) is None
