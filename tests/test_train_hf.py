@@ -373,6 +373,14 @@ def _run_script(args, env_extra=None, **kwargs):
                             **kwargs)
 
 
+def _complete_json(path) -> bool:
+    try:
+        json.loads(path.read_text())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def test_resume_after_kill_reaches_the_same_step_count(trained, sample_cache, tmp_path):
     output_dir = tmp_path / "run"
     args = [sys.executable, "train_hf.py", *tiny_run_args(output_dir, sample_cache, "--do_train",
@@ -380,8 +388,8 @@ def test_resume_after_kill_reaches_the_same_step_count(trained, sample_cache, tm
     process = _run_script(args, start_new_session=True)
     first_checkpoint = output_dir / "checkpoint-2" / "trainer_state.json"
     deadline = time.monotonic() + 240
-    while not first_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not _complete_json(first_checkpoint) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the first save finished (trainer_state.json is written last, and can be partial)
     process.send_signal(signal.SIGKILL)
     log = process.communicate()[0]
     assert first_checkpoint.exists(), log[-3000:]
