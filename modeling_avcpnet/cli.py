@@ -47,7 +47,7 @@ from typing import Any, Iterable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .labels import MER2023_POLARITY, POLARITIES
+from .labels import POLARITIES
 from .media_avcpnet import VIDEO_EXTENSIONS
 
 FORMATS = ("csv", "jsonl")
@@ -100,14 +100,13 @@ def find_videos(inputs: Iterable[str], extensions: Iterable[str] = VIDEO_EXTENSI
 
 
 # --------------------------------------------------------------------------------------------------- output file
-POLARITY_NAMES = POLARITIES
 SCORE_DECIMALS = 4
 
 
 def output_columns(labels: list[str], valence: bool = False) -> list[str]:
     """The columns of a run; `valence`: a MER 2023 model (its valence estimate, and no per-branch heads)."""
     branches = [] if valence else ["visual_label", "visual_score", "audio_label", "audio_score"]
-    return ["path", "label", "score", "polarity_of_label", *(f"polarity_prob_{name}" for name in POLARITY_NAMES),
+    return ["path", "label", "score", "polarity_of_label", *(f"polarity_prob_{name}" for name in POLARITIES),
             *(["valence"] if valence else []), *branches, "has_audio",
             *(f"prob_{label}" for label in labels), "warning", "model_id", "precision", "error"]
 
@@ -290,11 +289,8 @@ def result_rows(predictor: Predictor, items: list[dict[str, Any]], outputs, audi
     """One output row per item from the model outputs of their batch."""
     config, labels = predictor.config, predictor.labels
     probabilities = outputs.logits.float().softmax(-1).cpu()
-    # MER 2023 configs carry no polarity map: theirs is the challenge's (labels.MER2023_POLARITY)
-    label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
-    polarity_ids = torch.tensor([POLARITY_NAMES.index(label2polarity.get(label, "neutral"))
-                                 for label in labels])
-    polarity_probabilities = torch.zeros(len(items), len(POLARITY_NAMES)).index_add_(1, polarity_ids, probabilities)
+    polarity_ids = torch.tensor(config.polarity_ids)
+    polarity_probabilities = torch.zeros(len(items), len(POLARITIES)).index_add_(1, polarity_ids, probabilities)
     branches = {name: None if logits is None else logits.float().softmax(-1).cpu()
                 for name, logits in (("visual", getattr(outputs, "visual_logits", None)),
                                      ("audio", getattr(outputs, "audio_logits", None)))}
@@ -302,12 +298,13 @@ def result_rows(predictor: Predictor, items: list[dict[str, Any]], outputs, audi
     rows = []
     for position, item in enumerate(items):
         label, score = _top(probabilities[position], labels)
+        label_polarity = POLARITIES[int(polarity_ids[labels.index(label)])]
         has_audio = bool(audio_mask[position])
         row = {"path": item["path"], "label": label, "score": score,
-               "polarity_of_label": label2polarity.get(label, "neutral"), "has_audio": has_audio,
+               "polarity_of_label": label_polarity, "has_audio": has_audio,
                "warning": item.get("warning"), "error": None, **predictor.run()}
         row.update({f"polarity_prob_{name}": round(float(value), SCORE_DECIMALS)
-                    for name, value in zip(POLARITY_NAMES, polarity_probabilities[position])})
+                    for name, value in zip(POLARITIES, polarity_probabilities[position])})
         row.update({f"prob_{name}": round(float(value), SCORE_DECIMALS)
                     for name, value in zip(labels, probabilities[position])})
         if valence is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
-from .labels import MER2023_LABELS
+from .labels import MER2023_LABELS, MER2023_POLARITY, POLARITIES
 
 FUSION_STRUCTURES = ("parallel", "audio_visual_pairs", "intra_then_inter")
 DECODER_TYPES = ("jdev", "baseline")
@@ -127,6 +127,13 @@ class MER2023Config(PreTrainedConfig):
             fail("valence_loss_weight", f"must be non-negative, got {self.valence_loss_weight!r}")
         if self.num_labels < 2:
             fail("id2label", f"needs at least two emotions, got {self.id2label}")
+
+    @property
+    def polarity_ids(self) -> list[int]:
+        """Polarity index (into `POLARITIES`) of each label id: `label2polarity` when a config sets one, else the
+        challenge labels' map (`labels.MER2023_POLARITY`)."""
+        label2polarity = getattr(self, "label2polarity", None) or MER2023_POLARITY
+        return [POLARITIES.index(label2polarity.get(self.id2label[i], "neutral")) for i in range(len(self.id2label))]
 
     @property
     def input_size(self) -> int:

@@ -59,7 +59,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .configuration_avcpnet import POLARITIES
-from .hub_repo_avcpnet import PROCESSOR_FILES
+from .hub_repo_avcpnet import PROCESSOR_FILES, has_processor
 from .media_avcpnet import is_media_error
 
 TASK = "audio-visual-emotion-classification"
@@ -73,7 +73,7 @@ def missing_processor_message(model_name_or_path: str) -> str | None:
     None (also for Hub ids, which cannot be checked without a download)."""
     if not os.path.isdir(model_name_or_path):
         return None
-    if any(os.path.isfile(os.path.join(model_name_or_path, name)) for name in PROCESSOR_FILES):
+    if has_processor(model_name_or_path):
         return None
     return (
         f"{model_name_or_path} has a model but no processor files (none of {', '.join(PROCESSOR_FILES)}); "
@@ -245,10 +245,6 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     def preprocess(self, inputs, on_error: str = "report") -> dict[str, Any]:
         return self._prepare(inputs, on_error)
 
-    def polarity_ids(self) -> list[int]:
-        """The polarity (index in POLARITIES) of each class id."""
-        return self.model.config.polarity_ids
-
     def postprocess(self, model_outputs: dict[str, Any], top_k: int = 5) -> dict[str, Any]:
         error = self._error_of(model_outputs)
         if error is not None:
@@ -257,7 +253,7 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
         config = self.model.config
         probabilities = model_outputs["logits"][0].float().softmax(-1)
         polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
-            0, torch.tensor(self.polarity_ids()), probabilities.cpu()
+            0, torch.tensor(self.model.config.polarity_ids), probabilities.cpu()
         )
         top_k = min(top_k, probabilities.numel())
         scores, ids = probabilities.topk(top_k)

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 from transformers import AutoFeatureExtractor
 
-from .labels import MER2023_POLARITY, POLARITIES
 from .pipeline_avcpnet import AVCPNetPipeline
 
 
@@ -34,11 +33,6 @@ class MER2023Pipeline(AVCPNetPipeline):
         if processor is None and getattr(model, "name_or_path", None):
             processor = AutoFeatureExtractor.from_pretrained(model.name_or_path, trust_remote_code=True)
         super().__init__(model=model, processor=processor, **kwargs)
-
-    def polarity_ids(self) -> list[int]:
-        config = self.model.config
-        label2polarity = getattr(config, "label2polarity", None) or MER2023_POLARITY
-        return [POLARITIES.index(label2polarity.get(config.id2label[i], "neutral")) for i in range(config.num_labels)]
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:
         result = super().postprocess(model_outputs, top_k)
