@@ -194,8 +194,25 @@ def run(argv: Optional[list[str]] = None) -> int:
         if os.environ.get("TRAIN_HF_TRACEBACK"):
             raise
         print(f"train_hf.py: error: {error}", file=sys.stderr)
+        _leave_process_group(wait_for_others=False)
         return 1
+    _leave_process_group(wait_for_others=True)
     return 0
+
+
+def _leave_process_group(wait_for_others: bool) -> None:
+    """End a multi-process run cleanly: (after a successful run) wait until every process is done, then destroy the
+    process group. Exiting with a live gloo group lets its C++ worker threads outlive the interpreter and abort the
+    process (SIGABRT, "terminate called without an active exception") while the others still write reports. After
+    an error there is no barrier: the other processes may never reach it."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            if wait_for_others:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
