@@ -205,11 +205,19 @@ class AVCPNetConfig(PreTrainedConfig):
             fail("branch_loss_weights", f"must give a non-negative weight for each of {BRANCHES}, "
                                         f"got {self.branch_loss_weights}")
 
+    # Configs saved before `unimodal_head` existed are upgraded on load, so old checkpoints keep their meaning. Two
+    # doors: `from_json_file` reads through `_dict_from_json_file`; `from_pretrained` and `AutoConfig` (which reads
+    # the file through the base class) build through `from_dict`. A dict counts as saved when it carries
+    # `transformers_version` (every saved config does), so `from_dict` on a hand-written dict keeps the defaults.
     @classmethod
     def _dict_from_json_file(cls, json_file) -> dict:
-        # Every path that reads a saved config.json (`from_pretrained`, `from_json_file`, the Auto classes) passes
-        # here: upgrade the configs saved before `unimodal_head` existed, so old checkpoints keep their meaning.
         return upgrade_legacy_config_dict(super()._dict_from_json_file(json_file))
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        if "transformers_version" in config_dict:
+            config_dict = upgrade_legacy_config_dict(config_dict)
+        return super().from_dict(config_dict, **kwargs)
 
     @property
     def num_frames(self) -> int:

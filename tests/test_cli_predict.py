@@ -213,7 +213,7 @@ def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
         writer.writerow(interrupted)
         handle.write(cli.output_columns(setup["labels"])[0][:2])  # and half a row, cut by the interruption
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    command = [torchrun, "--nproc_per_node", "2", "--master_port", "29561", "-m", "modeling_avcpnet.cli", "predict",
+    command = [torchrun, "--nproc_per_node", "2", "--standalone", "-m", "modeling_avcpnet.cli", "predict",
                setup["videos"], "--model", setup["checkpoint"], "--output", str(output), "--quiet",
                "--batch_size", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,

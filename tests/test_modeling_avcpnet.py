@@ -262,6 +262,15 @@ def test_checkpoints_load_with_their_own_head_placement_and_refuse_the_other(tmp
     for name, tensor in separate.state_dict().items():
         assert torch.equal(tensor, legacy.state_dict()[name]), name
     assert AVCPNetConfig.from_json_file(config_file).unimodal_head == "separate"
+    # The Auto classes read config.json through the base class: the same upgrade (the pipeline and `predict` load so).
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    assert AutoConfig.from_pretrained(tmp_path / "separate").unimodal_head == "separate"
+    auto_loaded = AutoModelForVideoClassification.from_pretrained(tmp_path / "separate")
+    assert (auto_loaded.config.unimodal_head, auto_loaded.config.fusion_type) == ("separate", "ew_product")
+    assert torch.equal(auto_loaded.visual_classifier.weight, separate.visual_classifier.weight)
+    # A hand-written dict is not a saved config: it keeps the current defaults.
+    assert AVCPNetConfig.from_dict({"num_labels": 6}).unimodal_head == "sf_terms"
     with pytest.raises(ValueError, match="unimodal_head='separate'"):
         AVCPNetForVideoClassification.from_pretrained(tmp_path / "separate", unimodal_head="sf_terms")
 

@@ -409,7 +409,7 @@ def test_resume_after_kill_reaches_the_same_step_count(trained, sample_cache, tm
 def test_two_cpu_processes_with_torchrun(sample_cache, tmp_path):
     output_dir = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
-    args = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "train_hf.py",
+    args = [str(torchrun), "--nproc_per_node", "2", "--standalone", "train_hf.py",
             *tiny_run_args(output_dir, sample_cache, "--do_train", "--do_eval", "--max_steps", "2",
                            "--save_strategy", "no", "--ddp_backend", "gloo")]
     process = _run_script(args)
