@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import warnings
 from typing import Callable, Optional, Union
 
 import datasets
@@ -50,8 +52,10 @@ class BatchTransform:
 
     def _process(self, videos: list, audio: Optional[list], generator=None) -> tuple[list[Optional[dict]], dict]:
         """Per-row model inputs (None for a row that failed) and {row: error message}."""
-        features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
-                                  skip_bad_files=self.skip_bad_files, generator=generator, **self.processor_kwargs)
+        with _one_missing_audio_warning(self):
+            features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
+                                      skip_bad_files=self.skip_bad_files, generator=generator,
+                                      **self.processor_kwargs)
         kept = getattr(features, "kept_indices", None)
         kept = list(range(len(videos))) if kept is None else kept
         rows: list[Optional[dict]] = [None] * len(videos)
@@ -85,6 +89,27 @@ class BatchTransform:
         if "label" in batch:
             outputs["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         return outputs
+
+
+@contextlib.contextmanager
+def _one_missing_audio_warning(transform: "BatchTransform"):
+    """Let the first `MissingAudioWarning` of a transform through (per process: each DataLoader worker has its
+    copy), with a note, and drop the rest: a dataset without sound (CAER-S images, silent clips) would otherwise
+    warn once per file, thousands of times. The rows still carry `audio_mask` False. Other warnings pass as they are."""
+    from modeling_avcpnet.media_avcpnet import MissingAudioWarning  # light: numpy + PyAV
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        if issubclass(warning.category, MissingAudioWarning):
+            if getattr(transform, "_warned_missing_audio", False):
+                continue
+            transform._warned_missing_audio = True
+            warning.message = MissingAudioWarning(f"{warning.message} [further examples without audio in this "
+                                                  "dataset are not reported one by one]")
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
+                               source=warning.source)
 
 
 def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> BatchTransform:

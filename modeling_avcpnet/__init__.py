@@ -28,8 +28,8 @@ _LAZY_NAMES = {
     "feature_extraction_avcpnet": ["AVCPNetFeatureExtractor"],
     "feature_extraction_mer2023": ["MER2023DeepFeatureExtractor"],
     "loss_avcpnet": ["EPCELoss", "compute_multitask_loss", "ep_ce_loss"],
-    "media_avcpnet": ["FrameFolderReader", "MediaError", "MediaReader", "VIDEO_EXTENSIONS", "VideoDecodingError",
-                      "load_audio", "probe_media"],
+    "media_avcpnet": ["FrameFolderReader", "MediaError", "MediaReader", "MissingAudioWarning", "VIDEO_EXTENSIONS",
+                      "VideoDecodingError", "load_audio", "probe_media"],
     "metrics_mer2023": ["compute_mer2023_metrics", "mer2023_metrics"],
     "modeling_avcpnet": [
         "AVCPNetForVideoClassification",
@@ -42,7 +42,7 @@ _LAZY_NAMES = {
     "pipeline_avcpnet": ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "save_for_pipeline"],
     "pipeline_mer2023": ["MER2023Pipeline"],
     "processing_mer2023": ["MER2023Processor"],
-    "processing_avcpnet": ["AVCPNetProcessor", "MissingAudioWarning"],
+    "processing_avcpnet": ["AVCPNetProcessor"],
     "timeline": ["EmotionTimeline", "emotion_timeline"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }

@@ -48,6 +48,10 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".3
 FRAME_FILE_PATTERN = re.compile(r"^(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 
 
+class MissingAudioWarning(UserWarning):
+    """A sample has no usable audio: its audio features are zeros and its `audio_mask` is False."""
+
+
 class MediaError(ValueError):
     """Raised for media that cannot be decoded as asked; the message names the file and the problem."""
 
@@ -645,6 +649,6 @@ def _short_list(values: list[int], limit: int = 8) -> str:
     return head + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
-__all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader",
+__all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader", "MissingAudioWarning",
            "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "is_media_error", "load_audio",
            "open_video", "output_size", "probe_media"]

@@ -23,12 +23,9 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
-from .media_avcpnet import MediaError, MediaReader, VideoDecodingError, describe_source, is_media_error
+from .media_avcpnet import (MediaError, MediaReader, MissingAudioWarning, VideoDecodingError, describe_source,
+                            is_media_error)
 from .video_processing_avcpnet import AVCPNetVideoProcessor, make_video_list
-
-
-class MissingAudioWarning(UserWarning):
-    """A sample has no usable audio: its audio features are zeros and its `audio_mask` is False."""
 
 
 class AVCPNetProcessor(ProcessorMixin):

@@ -211,12 +211,19 @@ def test_caer_static_unique_ids_and_wrong_kind(tmp_path, media):
     # the processor reads an image as a 1-frame clip (looped over every segment) without sound
     from datasets_emotions import with_processor
     from modeling_avcpnet.configuration_avcpnet import AVCPNetConfig
+    from modeling_avcpnet.media_avcpnet import MissingAudioWarning
     from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
 
     config = AVCPNetConfig.tiny()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MissingAudioWarning: an image has no soundtrack
-        batch = with_processor(ds["train"], AVCPNetProcessor.from_model_config(config), training=False)[:2]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        transformed = with_processor(ds["train"], AVCPNetProcessor.from_model_config(config), training=False)
+        batch = transformed[:2]
+        assert not transformed[2]["audio_mask"]
+    # three images without sound, two batches: one warning naming the first, not one per image
+    missing = [str(w.message) for w in caught if issubclass(w.category, MissingAudioWarning)]
+    assert len(missing) == 1 and "train/Angry/0001.png" in missing[0], missing
+    assert "not reported one by one" in missing[0]
     pixels = batch["pixel_values_videos"]
     assert pixels.shape[:3] == (2, config.num_segments, config.frames_per_segment)
     assert bool((pixels[:, :, :1] == pixels).all()) and not batch["audio_mask"].any()
