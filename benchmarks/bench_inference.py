@@ -179,7 +179,7 @@ def bench_distributed(args) -> None:
     predict = ["-m", "modeling_avcpnet.cli", "predict", args.clips, "--model", args.distributed, "--quiet",
                "--threads", "1", "--device", "cpu"]
     commands = {"1 process": [python, *predict],
-                "2 processes": [torchrun, "--nproc_per_node", "2", "--master_port", "29571", *predict]}
+                "2 processes": [torchrun, "--nproc_per_node", "2", "--standalone", *predict]}
     print(f"\ndistributed predict: clips under {args.clips}, checkpoint {args.distributed}")
     print("| run | wall s (start-up included) | labelling clips/s (summary) | vs 1 process |\n|---|---|---|---|")
     rates = {}
