@@ -212,6 +212,79 @@ def load_audio(source: MediaSource, sampling_rate: int, max_seconds: Optional[fl
         return reader.audio
 
 
+class StreamingAudio:
+    """The first audio stream of a media file, decoded forward on demand to mono float32 at `rate`, holding only the
+    samples still to be read: memory stays flat in the file's length (the emotion timeline over a whole film, where
+    `MediaReader(audio_sample_rate=...)` would hold the soundtrack: 10.6 MB per minute at 44.1 kHz).
+
+    `read(begin, end)` returns the samples `[begin, end)` counted from the first decoded sample: exactly
+    `MediaReader(source, audio_sample_rate=rate).audio[begin:end]` (shorter, or empty, past the end of the track).
+    `begin` must not decrease from one call to the next (samples before it are dropped). `read` returns None when
+    there is no usable audio: no audio stream, a track with no decodable samples, or a decoding error (from then
+    on); `problem` says which. Paths, bytes and `{"path", "bytes"}` dicts (a second container is opened, so a file
+    object, which the video reader is reading, is not accepted).
+    """
+
+    def __init__(self, source: MediaSource, rate: int):
+        import av
+
+        if hasattr(source, "read"):
+            raise TypeError("StreamingAudio needs a path or bytes (it opens its own container), not a file object")
+        self.name, self.rate = describe_source(source), rate
+        self._container = _open_container(source, self.name)
+        streams = self._container.streams.audio
+        self.problem: Optional[str] = None if streams else "has no audio stream"
+        self._track = _AudioTrack(streams[0], rate, None) if streams else None
+        self._packets = self._container.demux(streams[0]) if streams else iter(())
+        self._buffer = np.zeros(0, np.float32)
+        self._offset = 0  # position of _buffer[0] in the whole track
+        self._ended = self._track is None
+        self._error_types = (av.FFmpegError, EOFError)
+
+    def read(self, begin: int, end: int) -> Optional[np.ndarray]:
+        if begin < self._offset:
+            raise ValueError(f"{self.name}: audio is read forward only (asked for sample {begin}, already past "
+                             f"{self._offset})")
+        while not self._ended and self._offset + len(self._buffer) < end:
+            self._decode_some()
+        if self.problem is not None:
+            return None
+        if begin > self._offset:  # a copy, so that the dropped samples are freed
+            self._buffer = self._buffer[begin - self._offset:].copy()
+            self._offset = begin
+        return self._buffer[:max(0, end - begin)].copy()
+
+    def _decode_some(self, packets: int = 16) -> None:
+        track = self._track
+        try:
+            for _ in range(packets):
+                track.decode(next(self._packets))
+        except StopIteration:
+            self._ended = True
+        except self._error_types:
+            self._ended = True  # a truncated file: keep what could be read, as MediaReader does
+        if self._ended:
+            track.flush()
+        if track.problem is not None:
+            self.problem, self._ended = track.problem, True
+        elif track.chunks:
+            self._buffer = np.concatenate([self._buffer, *track.chunks]).astype(np.float32, copy=False)
+            track.chunks.clear()
+        if self._ended and self.problem is None and self._offset + len(self._buffer) == 0:
+            self.problem = "audio stream holds no decodable samples"
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> "StreamingAudio":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 # -- frame folders --------------------------------------------------------------------------------------------------
 
 
@@ -605,8 +678,8 @@ class _AudioTrack:
                 self.first_time = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
             self.chunks.extend(out.to_ndarray()[0] for out in self.resampler.resample(frame))
 
-    def finish(self) -> tuple[Optional[np.ndarray], Optional[str]]:
-        """`(waveform, None)`, or `(None, problem)` when the track could not be decoded (in full)."""
+    def flush(self) -> None:
+        """At the end of the stream: collect what the decoder and the resampler still hold."""
         import av
 
         if self.problem is None:
@@ -615,6 +688,10 @@ class _AudioTrack:
                 self.chunks.extend(out.to_ndarray()[0] for out in self.resampler.resample(None))  # and the resampler
             except (av.FFmpegError, EOFError):
                 pass
+
+    def finish(self) -> tuple[Optional[np.ndarray], Optional[str]]:
+        """`(waveform, None)`, or `(None, problem)` when the track could not be decoded (in full)."""
+        self.flush()
         if self.problem is not None:
             return None, self.problem
         samples = np.concatenate(self.chunks).astype(np.float32, copy=False) if self.chunks else None
@@ -649,6 +726,6 @@ def _short_list(values: list[int], limit: int = 8) -> str:
     return head + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
-__all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader", "MissingAudioWarning",
-           "VideoDecodingError", "describe_source", "frame_to_rgb", "is_frame_folder", "is_media_error", "load_audio",
-           "open_video", "output_size", "probe_media"]
+__all__ = ["FRAME_FILE_PATTERN", "VIDEO_EXTENSIONS", "FrameFolderReader", "MediaError", "MediaInfo", "MediaReader",
+           "MissingAudioWarning", "StreamingAudio", "VideoDecodingError", "describe_source", "frame_to_rgb",
+           "is_frame_folder", "is_media_error", "load_audio", "open_video", "output_size", "probe_media"]

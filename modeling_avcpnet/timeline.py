@@ -25,6 +25,7 @@ The soundtrack is the one part that grows with the length (10.6 MB per minute at
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from .labels import POLARITIES
-from .media_avcpnet import MediaReader
+from .media_avcpnet import MediaReader, StreamingAudio
 
 EPSILON = 1e-6
 
@@ -298,13 +299,17 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
     rate = feature_extractor.sampling_rate
     if isinstance(video, os.PathLike):
         video = os.fspath(video)
-    with MediaReader(video, require_video=True, audio_sample_rate=rate,
-                     threads=video_processor.decode_threads) as reader:
+    # The soundtrack is decoded alongside the windows (StreamingAudio: memory flat in the video's length); a file
+    # object can be read by one container only, so its soundtrack is decoded whole while the video is indexed.
+    stream_audio = not hasattr(video, "read")
+    with MediaReader(video, require_video=True, audio_sample_rate=None if stream_audio else rate,
+                     threads=video_processor.decode_threads) as reader, \
+            (StreamingAudio(video, rate) if stream_audio else contextlib.nullcontext()) as streaming:
+        audio = streaming if stream_audio else _WholeAudio(reader.audio, reader.audio_problem)
         times = reader.frame_times()
         fps = reader.fps
         duration, step = video_duration(times, fps)
         plan = plan_windows(times, duration, window, stride, video_processor)
-        waveform = reader.audio
         # Chunks of about batch_size strides (at least a window) of video: enough frames for a batch of windows.
         min_frames = int(np.ceil(max(window, batch_size * stride) / step))
         keyframes = reader.index.keyframes if reader.index is not None else None
@@ -326,7 +331,7 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
                 ready += 1
             while ready - next_window >= batch_size or (chunk is None and ready > next_window):
                 batch = range(next_window, min(ready, next_window + batch_size))
-                _classify(model, processor, plan, batch, buffer, waveform, rate, outputs)
+                _classify(model, processor, plan, batch, buffer, audio, rate, outputs)
                 next_window = batch[-1] + 1
                 bar.update(len(batch))
                 if next_window < len(plan.starts):
@@ -344,7 +349,7 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
         polarity_ids=list(config.polarity_ids), duration=duration, fps=fps, window=window, stride=stride,
         smooth=smooth, starts=plan.starts, ends=plan.ends, probabilities=probabilities, smoothed=smoothed,
         visual_probabilities=_softmax(outputs["visual_logits"]), audio_probabilities=_softmax(outputs["audio_logits"]),
-        has_audio=waveform is not None,
+        has_audio=audio.problem is None,
         segments=change_segments((plan.starts + plan.ends) / 2, smoothed, labels, duration),
         frames_decoded=frames_decoded, num_frames=num_frames, peak_buffered_frames=peak_buffered)
     result.seconds = time.perf_counter() - started
@@ -352,13 +357,12 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
 
 
 def _classify(model, processor, plan: WindowPlan, batch: range, buffer: dict[int, np.ndarray],
-              waveform: Optional[np.ndarray], rate: int, outputs: dict[str, list[np.ndarray]]) -> None:
-    """Run the model on the windows `batch` (frames from `buffer`, audio cut from `waveform`)."""
+              audio: "StreamingAudio | _WholeAudio", rate: int, outputs: dict[str, list[np.ndarray]]) -> None:
+    """Run the model on the windows `batch` (frames from `buffer`, each window's stretch of the soundtrack)."""
     frames = [np.stack([buffer[i] for i in plan.indices[k].tolist()]) for k in batch]  # already sampled, eval mode
     clips = processor.video_processor(frames, do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
-    audio = [None if waveform is None else
-             waveform[round(plan.starts[k] * rate):round(plan.ends[k] * rate)] for k in batch]
-    features = processor.feature_extractor(audio, return_tensors="pt")
+    waveforms = [audio.read(round(plan.starts[k] * rate), round(plan.ends[k] * rate)) for k in batch]
+    features = processor.feature_extractor(waveforms, return_tensors="pt")
     device = model.device
     with torch.inference_mode():
         result = model(pixel_values_videos=clips.to(device),
@@ -368,6 +372,17 @@ def _classify(model, processor, plan: WindowPlan, batch: range, buffer: dict[int
         value = getattr(result, key, None)
         if value is not None:
             outputs[key].append(value.float().cpu().numpy())
+
+
+@dataclass
+class _WholeAudio:
+    """A soundtrack decoded whole, with `StreamingAudio`'s `read` and `problem`."""
+
+    waveform: Optional[np.ndarray]
+    problem: Optional[str]
+
+    def read(self, begin: int, end: int) -> Optional[np.ndarray]:
+        return None if self.waveform is None else self.waveform[begin:end]
 
 
 def _softmax(chunks: list[np.ndarray]) -> Optional[np.ndarray]:

@@ -26,6 +26,7 @@ from modeling_avcpnet.media_avcpnet import (
     FrameFolderReader,
     MediaError,
     MediaReader,
+    StreamingAudio,
     VideoDecodingError,
     frame_to_rgb,
     load_audio,
@@ -269,6 +270,36 @@ def test_long_soundtrack_decodes_only_its_central_window(tmp_path, extension):
     # Seconds 7.5 to 12.5 of the track, sample for sample the same as in the full decode.
     assert len(window) == 5 * 44100
     np.testing.assert_allclose(window, full[int(7.5 * 44100):int(12.5 * 44100)], atol=1e-5)
+
+
+def test_streaming_audio_equals_the_whole_soundtrack_and_holds_only_a_window(tmp_path):
+    """The timeline's audio: overlapping windows read forward equal slices of the soundtrack decoded whole, and the
+    reader never holds more than about a window (memory flat in the video's length)."""
+    rate, seconds = 16000, 20
+    t = np.arange(seconds * 44100) / 44100
+    chirp = (0.3 * np.sin(2 * np.pi * (200 * t + 45 * t**2))).astype(np.float32)[None]
+    path = write_clip(tmp_path / "long.mp4", moving_square_frames(seconds * 5, 32, 32), fps=5, audio=chirp)
+    with MediaReader(path, audio_sample_rate=rate) as reader:
+        whole = reader.audio
+    window, stride = 4 * rate, rate // 2
+    starts = list(range(0, len(whole) + stride, stride))  # the last windows run past the end of the track
+    with open(path, "rb") as handle:
+        data = handle.read()
+    for source in (path, data):
+        with StreamingAudio(source, rate) as streaming:
+            held = []
+            for begin in starts:
+                piece = streaming.read(begin, begin + window)
+                np.testing.assert_array_equal(piece, whole[begin:begin + window])
+                held.append(len(streaming._buffer))
+            assert streaming.problem is None and len(piece) == 0
+            with pytest.raises(ValueError, match=r"(long\.mp4|bytes in memory>): audio is read forward only"):
+                streaming.read(0, window)
+        assert max(held) < window + rate, max(held)  # about one window, not the 20-s track
+    with StreamingAudio(write_clip(tmp_path / "silent.mp4", moving_square_frames(5, 32, 32)), rate) as silent:
+        assert silent.read(0, window) is None and silent.problem == "has no audio stream"
+    with open(path, "rb") as handle, pytest.raises(TypeError, match="path or bytes"):
+        StreamingAudio(handle, rate)
 
 
 def test_damaged_bytes_raise_for_the_damaged_frames_only(tmp_path):
