@@ -131,8 +131,8 @@ def bench_speed(args) -> None:
                 for _ in range(args.repeats):
                     for mode, model in models.items():
                         times[mode].append(_timed(lambda: model(**inputs)))
-            print(f"| config | batch | mode | s/batch (median) | clips/s | vs fp32 | peak memory | GFLOP/s | "
-                  f"share of peak | max prob diff vs fp32 |\n|---|---|---|---|---|---|---|---|---|---|")
+            print("| config | batch | mode | s/batch (median) | clips/s | vs fp32 | peak memory | GFLOP/s | "
+                  "share of peak | max prob diff vs fp32 |\n|---|---|---|---|---|---|---|---|---|---|")
             reference = statistics.median(times["fp32"]) if "fp32" in times else None
             for mode in args.modes:
                 seconds = statistics.median(times[mode])
