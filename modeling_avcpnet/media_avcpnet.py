@@ -212,7 +212,24 @@ def load_audio(source: MediaSource, sampling_rate: int, max_seconds: Optional[fl
         return reader.audio
 
 
-class StreamingAudio:
+class _OpenContainer:
+    """Owns an open PyAV container (`self._container`): `close()`, and use as a context manager."""
+
+    _container = None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StreamingAudio(_OpenContainer):
     """The first audio stream of a media file, decoded forward on demand to mono float32 at `rate`, holding only the
     samples still to be read: memory stays flat in the file's length (the emotion timeline over a whole film, where
     `MediaReader(audio_sample_rate=...)` would hold the soundtrack: 10.6 MB per minute at 44.1 kHz).
@@ -226,8 +243,6 @@ class StreamingAudio:
     """
 
     def __init__(self, source: MediaSource, rate: int):
-        import av
-
         if hasattr(source, "read"):
             raise TypeError("StreamingAudio needs a path or bytes (it opens its own container), not a file object")
         self.name, self.rate = describe_source(source), rate
@@ -239,7 +254,6 @@ class StreamingAudio:
         self._buffer = np.zeros(0, np.float32)
         self._offset = 0  # position of _buffer[0] in the whole track
         self._ended = self._track is None
-        self._error_types = (av.FFmpegError, EOFError)
 
     def read(self, begin: int, end: int) -> Optional[np.ndarray]:
         if begin < self._offset:
@@ -255,13 +269,15 @@ class StreamingAudio:
         return self._buffer[:max(0, end - begin)].copy()
 
     def _decode_some(self, packets: int = 16) -> None:
+        import av
+
         track = self._track
         try:
             for _ in range(packets):
                 track.decode(next(self._packets))
         except StopIteration:
             self._ended = True
-        except self._error_types:
+        except (av.FFmpegError, EOFError):
             self._ended = True  # a truncated file: keep what could be read, as MediaReader does
         if self._ended:
             track.flush()
@@ -272,17 +288,6 @@ class StreamingAudio:
             track.chunks.clear()
         if self._ended and self.problem is None and self._offset + len(self._buffer) == 0:
             self.problem = "audio stream holds no decodable samples"
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-
-    def __enter__(self) -> "StreamingAudio":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # -- frame folders --------------------------------------------------------------------------------------------------
@@ -368,7 +373,7 @@ class VideoIndex:
     keyframes: np.ndarray  # (num_keyframes,) int64 frame indices, sorted
 
 
-class MediaReader:
+class MediaReader(_OpenContainer):
     """One open media file: its video packet index, optionally its decoded soundtrack, and `read_frames`.
 
     Args:
@@ -620,17 +625,6 @@ class MediaReader:
             if position >= last:
                 break
         return decoded
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-
-    def __enter__(self) -> "MediaReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class _AudioTrack:
