@@ -49,10 +49,11 @@ class BatchTransform:
                  **processor_kwargs):
         self.processor, self.training, self.processor_kwargs = processor, training, processor_kwargs
         self.skip_bad_files, self.seed = skip_bad_files, seed
+        self._warned_missing_audio = False
 
     def _process(self, videos: list, audio: Optional[list], generator=None) -> tuple[list[Optional[dict]], dict]:
         """Per-row model inputs (None for a row that failed) and {row: error message}."""
-        with _one_missing_audio_warning(self):
+        with self._one_missing_audio_warning():
             features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
                                       skip_bad_files=self.skip_bad_files, generator=generator,
                                       **self.processor_kwargs)
@@ -62,6 +63,32 @@ class BatchTransform:
         for position, index in enumerate(kept):
             rows[index] = {key: features[key][position] for key in MODEL_INPUT_KEYS if key in features}
         return rows, dict(getattr(features, "errors", None) or {})
+
+    @contextlib.contextmanager
+    def _one_missing_audio_warning(self):
+        """Show the first `MissingAudioWarning` of this transform (per process: each DataLoader worker has its
+        copy), with a note, and drop the rest: a dataset without sound (CAER-S images, silent clips) would otherwise
+        warn once per file, thousands of times. The rows still carry `audio_mask` False. Done in the display hook,
+        after the filters: other warnings, and the caller's filters, are left as they are (`catch_warnings` would
+        reset Python's once-per-location memory on every batch)."""
+        from modeling_avcpnet.media_avcpnet import MissingAudioWarning  # light: numpy + PyAV
+
+        show = warnings.showwarning
+
+        def show_first_missing_audio(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, MissingAudioWarning):
+                if self._warned_missing_audio:
+                    return
+                self._warned_missing_audio = True
+                message = MissingAudioWarning(f"{message} [further examples without audio in this dataset are not "
+                                              "reported one by one]")
+            show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show_first_missing_audio
+        try:
+            yield
+        finally:
+            warnings.showwarning = show
 
     def __call__(self, batch: dict, example_keys: Optional[list[tuple[int, int]]] = None) -> dict:
         import torch  # here, not at module level: importing datasets_emotions must not load torch
@@ -89,27 +116,6 @@ class BatchTransform:
         if "label" in batch:
             outputs["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         return outputs
-
-
-@contextlib.contextmanager
-def _one_missing_audio_warning(transform: "BatchTransform"):
-    """Let the first `MissingAudioWarning` of a transform through (per process: each DataLoader worker has its
-    copy), with a note, and drop the rest: a dataset without sound (CAER-S images, silent clips) would otherwise
-    warn once per file, thousands of times. The rows still carry `audio_mask` False. Other warnings pass as they are."""
-    from modeling_avcpnet.media_avcpnet import MissingAudioWarning  # light: numpy + PyAV
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for warning in caught:
-        if issubclass(warning.category, MissingAudioWarning):
-            if getattr(transform, "_warned_missing_audio", False):
-                continue
-            transform._warned_missing_audio = True
-            warning.message = MissingAudioWarning(f"{warning.message} [further examples without audio in this "
-                                                  "dataset are not reported one by one]")
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
-                               source=warning.source)
 
 
 def make_batch_transform(processor: Callable, training: bool, **processor_kwargs) -> BatchTransform:
