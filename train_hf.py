@@ -123,6 +123,14 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     logger.info("model: %s parameters, labels %s, polarity %s", f"{model.num_parameters():,}",
                 list(id2label.values()), getattr(config, "label2polarity", None))
 
+    if data_args.media_cache_dir and task.has_processor:
+        from modeling_avcpnet.training.media_cache import cache_split_media
+
+        with training_args.main_process_first(desc="re-encoding clips into the media cache"):
+            splits = {name: cache_split_media(split, processor, data_args.media_cache_dir,
+                                              num_proc=data_args.media_cache_num_proc)
+                      for name, split in splits.items()}
+
     def prepared(split: str, training: bool = False):
         seed = training_args.data_seed or training_args.seed  # of the training augmentation
         return task.trainer_dataset(splits[split], processor, training, seed=seed) if split in splits else None

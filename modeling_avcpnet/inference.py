@@ -143,13 +143,17 @@ class ProcessShard:
         """Every `world_size`-th item from `rank`: the shards of all ranks partition `items` exactly."""
         return items[self.rank::self.world_size]
 
-    def device(self, requested: str | None, cuda_available: bool | None = None) -> str:
+    def device(self, requested: str | None, cuda_available: bool | None = None, gpus: int | None = None) -> str:
         """The device of this process: `requested` if given, else `cuda:LOCAL_RANK` where CUDA is available (one
-        GPU per process, as torchrun's GPU jobs expect), else CPU."""
+        GPU per process, as torchrun's GPU jobs expect; with more processes than GPUs they share them round-robin:
+        inference needs no GPU of its own), else CPU."""
         if requested:
             return requested
         cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
-        return f"cuda:{self.local_rank}" if cuda_available else "cpu"
+        if not cuda_available:
+            return "cpu"
+        gpus = torch.cuda.device_count() if gpus is None else gpus
+        return f"cuda:{self.local_rank % max(gpus, 1)}"
 
 
 __all__ = ["DTYPES", "ProcessShard", "QUANTIZATIONS", "load_for_inference", "model_identity",

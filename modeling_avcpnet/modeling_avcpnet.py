@@ -650,7 +650,9 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         has_audio = None
         if self.uses_audio:
             has_audio = self._audio_mask(audio_mask, batch_size, input_features.device)
-            audio_embeds, audio_hidden_states = self._encode_audio(input_features, has_audio, output_hidden_states)
+            audio_embeds, audio_hidden_states = self._encode_audio(
+                input_features, has_audio, output_hidden_states, every_clip_has_audio=audio_mask is None
+            )
 
         visual_term = audio_term = None
         if self.fusion is not None:
@@ -676,9 +678,22 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
-    def _encode_audio(self, input_features: torch.Tensor, has_audio: torch.Tensor, output_hidden_states: bool):
-        """Run the audio encoder on the clips that have audio only; zeros for the others. The hidden states are
-        those of the clips with audio (None when no clip of the batch has audio)."""
+    def _encode_audio(self, input_features: torch.Tensor, has_audio: torch.Tensor, output_hidden_states: bool,
+                      every_clip_has_audio: bool = False):
+        """Run the audio encoder; clips without audio get zeros. The hidden states are those of the clips with audio
+        (None when no clip of the batch has audio).
+
+        No host sync (so no graph break under `torch.compile`) when the answer cannot depend on which clips have
+        audio: `audio_mask=None` (every clip has audio), or in eval mode without hidden states (batch norm then uses
+        its running statistics, so encoding the silent clips too and zeroing them gives the same numbers). In training
+        mode, the silent clips must stay out of the batch-norm statistics: the encoder runs on the clips with audio
+        only, which needs their count on the host (the training collator drops an all-True `audio_mask` for that
+        reason)."""
+        if every_clip_has_audio:
+            return self.audio_encoder(input_features, output_hidden_states)
+        if not self.training and not output_hidden_states:
+            embeds, _ = self.audio_encoder(input_features, False)
+            return torch.where(has_audio.unsqueeze(-1), embeds, torch.zeros_like(embeds)), None
         if bool(has_audio.all()):
             return self.audio_encoder(input_features, output_hidden_states)
         batch_size = input_features.shape[0]

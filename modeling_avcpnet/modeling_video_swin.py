@@ -236,6 +236,8 @@ class VideoSwinAttention(nn.Module):
                 shape = (batch_size, num_windows * self.num_heads, volume, -1)
                 mask = attention_bias.reshape(1, num_windows * self.num_heads, volume, volume)
             query, key, value = query.view(shape), key.view(shape), value.view(shape)
+            if query.is_cuda:
+                mask = _memory_efficient_mask(mask)
             if mask.requires_grad and torch.is_grad_enabled() and query.device.type == "cpu" and dropout == 0.0:
                 # PyTorch's fused CPU kernel cannot differentiate its attn_mask (it would fall back to the math kernel
                 # that keeps the probabilities): fused forward, backward that recomputes them.
@@ -257,6 +259,19 @@ class VideoSwinAttention(nn.Module):
                 attention_probs = None
         context = context.transpose(2, 3).reshape(batch_size, num_windows, volume, dim)
         return self.proj(context), attention_probs
+
+
+def _memory_efficient_mask(mask: torch.Tensor) -> torch.Tensor:
+    """`mask` with the memory layout CUDA's memory-efficient SDPA kernel takes: unit stride along keys and rows
+    aligned to 16 elements. The relative position bias is a permuted gather (key stride = heads) and windows hold
+    196 tokens: given as is, every 196-token window attention of a bf16 training step on an H200 ran SDPA's math
+    kernel (the full `N x N` probabilities in memory; benchmarks/bench_gpu.py counts the kernels). Same values; the
+    padding columns are never read."""
+    length = mask.shape[-1]
+    padded = -(-length // 16) * 16
+    if padded == length:
+        return mask.contiguous()
+    return F.pad(mask, (0, padded - length))[..., :length]
 
 
 class _CPUAttentionWithTrainableBias(torch.autograd.Function):

@@ -130,7 +130,8 @@ def test_process_shards_partition_the_inputs_and_pick_devices():
         assert sorted(sum(shards, [])) == items
     shard = ProcessShard.from_environment({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
     assert (shard.rank, shard.world_size, shard.distributed) == (3, 4, True)
-    assert shard.device(None, cuda_available=True) == "cuda:1"  # one GPU per process on its node
+    assert shard.device(None, cuda_available=True, gpus=8) == "cuda:1"  # one GPU per process on its node
+    assert shard.device(None, cuda_available=True, gpus=1) == "cuda:0"  # more processes than GPUs: they share
     assert shard.device(None, cuda_available=False) == "cpu"
     assert shard.device("cuda:0", cuda_available=True) == "cuda:0"
     assert ProcessShard.from_environment({}) == ProcessShard(0, 1, 0)

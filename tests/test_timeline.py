@@ -85,7 +85,8 @@ def test_batch_size_and_pipeline_give_the_same_timeline(setup):
     pipe = pipeline(TASK, model=setup["folder"], trust_remote_code=True, device="cpu")
     one = emotion_timeline(pipe, setup["clip"], window=3.0, stride=1.0, batch_size=1)
     many = emotion_timeline(setup["folder"], setup["clip"], window=3.0, stride=1.0, batch_size=16)
-    np.testing.assert_allclose(one.probabilities, many.probabilities, atol=2e-5)
+    # A folder's pipeline takes the GPU where there is one (TF32 convolutions), `one` runs on the CPU.
+    np.testing.assert_allclose(one.probabilities, many.probabilities, atol=2e-4 if torch.cuda.is_available() else 2e-5)
     assert len(one.starts) == 12 and one.ends[-1] == pytest.approx(SECONDS)
 
 

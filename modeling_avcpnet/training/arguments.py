@@ -112,6 +112,15 @@ class DataArguments:
     processor_overrides: Optional[str] = field(
         default=None, metadata={"help": "Processor options (JSON or mapping) passed to AVCPNetProcessor."}
     )
+    media_cache_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "Re-encode every clip once at the model's frame size into this folder (lossless, keyframe "
+                          "every snippet; audio copied) and read the copies while training and evaluating: the "
+                          "input pipeline for GPUs (modeling_avcpnet/training/media_cache.py)."},
+    )
+    media_cache_num_proc: Optional[int] = field(
+        default=None, metadata={"help": "Processes preparing the media cache (default: all cores)."}
+    )
 
 
 def parse_arguments(argv: Optional[list[str]] = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:

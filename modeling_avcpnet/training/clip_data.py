@@ -21,7 +21,8 @@ from datasets_emotions.transforms import BatchTransform
 def collate_skipping_bad_clips(rows: list[dict]) -> dict:
     """DataLoader collate function for rows of a ``BatchTransform(skip_bad_files=True)``: stacks the rows that
     decoded, and lists the error messages of the others under ``skipped_clips`` (a trainer reports and removes it
-    before the model call). A batch in which every clip failed has ``labels`` of size 0 and no model inputs."""
+    before the model call). A batch in which every clip failed has ``labels`` of size 0 and no model inputs. An
+    ``audio_mask`` that is all True is left out (None: every clip has audio)."""
     skipped = [row["decode_error"] for row in rows if row.get("decode_error")]
     good = [row for row in rows if not row.get("decode_error")]
     batch: dict = {}
@@ -33,6 +34,10 @@ def collate_skipping_bad_clips(rows: list[dict]) -> dict:
             batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.as_tensor(values)
     else:
         batch["labels"] = torch.zeros(0, dtype=torch.long)
+    if "audio_mask" in batch and bool(batch["audio_mask"].all()):
+        # None means "every clip has audio" to the model and the loss; decided here on the host, so that a training
+        # forward needs no device-to-host sync to learn it (see AVCPNetModel._encode_audio).
+        del batch["audio_mask"]
     batch["skipped_clips"] = skipped
     return batch
 
