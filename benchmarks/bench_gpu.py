@@ -321,7 +321,7 @@ def end_to_end(args, config, device, results, report, flops_train) -> None:
         f"{time.perf_counter() - started:.1f} s")
     rows = datasets.Dataset.from_dict({"video": clips, "audio": [None] * len(clips),
                                        "label": [index % config.num_labels for index in range(len(clips))]})
-    processor = AVCPNetProcessor.from_model_config(config)
+    processor = AVCPNetProcessor.from_model_config(config, decode_threads=1)  # as configs/emotions_gpu.yaml
     started = time.perf_counter()
     cached = cache_split_media(rows, processor, os.path.join(args.clip_dir, f"cache_{config.image_size}"))
     seconds = time.perf_counter() - started
