@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import AutoFeatureExtractor
+from transformers import AutoProcessor
 
 from .pipeline_avcpnet import AVCPNetPipeline
 
@@ -30,8 +30,12 @@ class MER2023Pipeline(AVCPNetPipeline):
         feature_extractor = kwargs.pop("feature_extractor", None)
         if processor is None and feature_extractor is not None:
             processor = feature_extractor
+        # `pipeline()` loads no MER2023Processor itself (it is not a ProcessorMixin): load the model folder's, with
+        # its backbones, also in place of one given without them.
+        if getattr(processor, "extractor", True) is None:
+            processor = None
         if processor is None and getattr(model, "name_or_path", None):
-            processor = AutoFeatureExtractor.from_pretrained(model.name_or_path, trust_remote_code=True)
+            processor = AutoProcessor.from_pretrained(model.name_or_path, trust_remote_code=True)
         super().__init__(model=model, processor=processor, **kwargs)
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int = 5) -> dict[str, Any]:

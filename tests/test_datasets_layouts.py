@@ -338,6 +338,7 @@ def test_meld_streaming_probes_each_clip_only_when_reached(tmp_path, media):
         assert [row["video_id"] for row in stream] == ["dia0_utt1", "dia0_utt2"]
 
 
+@pytest.mark.smoke
 def test_import_loads_neither_torch_nor_transformers(tmp_path):
     result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import datasets_emotions"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120,

@@ -123,6 +123,7 @@ def test_saved_folder_holds_a_complete_repo(saved_folders, name):
     assert "pipeline_tag: video-classification" in (folder / "README.md").read_text()
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", ["output_dir", "checkpoint", "hub"])
 def test_custom_pipeline_and_auto_classes_label_mp4_files_without_the_package(reports, name):
     report = reports[name]
@@ -134,6 +135,7 @@ def test_custom_pipeline_and_auto_classes_label_mp4_files_without_the_package(re
         assert from_pipeline["polarity"] in ("positive", "neutral", "negative")
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", ["output_dir", "checkpoint", "hub"])
 def test_video_classification_pipeline_labels_mp4_files_without_the_package(reports, name):
     report = reports[name]

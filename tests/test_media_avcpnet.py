@@ -365,6 +365,7 @@ def test_frame_folder_reader_gives_the_jpeg_frames_in_number_order(media, tmp_pa
         open_video(tmp_path / "empty")
 
 
+@pytest.mark.smoke
 def test_importing_the_media_layer_loads_neither_torch_nor_pyav():
     code = ("import sys, modeling_avcpnet.media_avcpnet; "
             "print(sorted(m for m in ('torch', 'transformers', 'av') if m in sys.modules))")

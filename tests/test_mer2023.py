@@ -270,6 +270,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.smoke
 def test_hub_round_trip_in_a_fresh_process_without_the_package(tmp_path):
     assert isinstance(AutoConfig.for_model("mer2023", **FEATURES), MER2023Config)
     model = MER2023ForEmotionValence(tiny_config(fusion_structure="audio_visual_pairs")).eval()

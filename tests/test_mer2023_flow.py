@@ -48,6 +48,7 @@ def test_offline_quick_run_learns_emotion_and_valence(trained):
     assert config["feature_names"] == ["hubert_layer2", "hubert_layer3", "hubert_layer4", "vit"]
     processor = json.loads((folder / "preprocessor_config.json").read_text())
     assert processor["auto_map"]["AutoFeatureExtractor"] == "processing_mer2023.MER2023Processor"
+    assert processor["auto_map"]["AutoProcessor"] == "processing_mer2023.MER2023Processor"
     for name in ("README.md", "audio_backbone/config.json", "vision_backbone/preprocessor_config.json"):
         assert (folder / name).is_file(), name
     card = (folder / "README.md").read_text()
@@ -87,24 +88,45 @@ folder, clip = FOLDER, CLIP
 model = AutoModelForVideoClassification.from_pretrained(folder, trust_remote_code=True).eval()
 processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
 assert type(processor).__name__ == "MER2023Processor", type(processor)
-assert type(AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)) is type(processor)
+features = processor(videos=[clip])["input_features"]
+# every documented way to the processor gives one with the backbones: the same features
+others = {"AutoFeatureExtractor": AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True),
+          "class from_pretrained": type(processor).from_pretrained(folder)}
+for name, other in others.items():
+    assert type(other) is type(processor), (name, type(other))
+    assert torch.equal(other(videos=[clip])["input_features"], features), name
 with torch.no_grad():
-    outputs = model(**processor(videos=[clip]))
+    outputs = model(input_features=features)
 classifier = pipeline("audio-visual-emotion-classification", model=folder, trust_remote_code=True)
 result = classifier(clip)
 print("REPORT " + json.dumps({"module": type(model).__module__, "pipeline": type(classifier).__name__,
+                              "processor_module": type(classifier.processor).__module__,
                               "valence": float(outputs.valence.reshape(-1)[0]), "result": result,
                               "label": model.config.id2label[int(outputs.logits.argmax(-1))]}))
 """
 
 
-def test_saved_folder_loads_and_predicts_in_a_fresh_process_without_the_package(trained, tmp_path):
+@pytest.mark.smoke
+@pytest.mark.parametrize("source", ["folder", "hub_cache"])
+def test_saved_folder_loads_and_predicts_in_a_fresh_process_without_the_package(trained, tmp_path, source):
+    """AutoProcessor, AutoFeatureExtractor, the class's from_pretrained and the pipeline, from the folder and from a
+    Hugging Face cache (the folder laid out as a download of a Hub repo, loaded by repo id, offline)."""
     clip = str(next((trained["root"] / "data").rglob("*.mp4")))
-    script = f"FOLDER, CLIP = {str(trained['output_dir'])!r}, {clip!r}\n" + FRESH
-    done = run_without_package(script, cwd=tmp_path, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
+    env = {"HF_MODULES_CACHE": str(tmp_path / "modules")}
+    model_id = str(trained["output_dir"])
+    if source == "hub_cache":
+        model_id, revision = "org/mer2023-sample", "0123456789abcdef0123456789abcdef01234567"
+        repo = tmp_path / "hub" / "models--org--mer2023-sample"
+        shutil.copytree(trained["output_dir"], repo / "snapshots" / revision)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(revision)
+        env["HF_HUB_CACHE"] = str(tmp_path / "hub")
+    script = f"FOLDER, CLIP = {model_id!r}, {clip!r}\n" + FRESH
+    done = run_without_package(script, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("REPORT "))[7:])
     assert report["module"].startswith("transformers_modules") and report["pipeline"] == "MER2023Pipeline"
+    assert report["processor_module"].startswith("transformers_modules")
     assert report["result"]["label"] == report["label"]
     assert report["result"]["valence"] == pytest.approx(report["valence"], abs=1e-5)
     assert report["result"]["polarity"] in ("positive", "neutral", "negative")

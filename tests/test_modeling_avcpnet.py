@@ -410,6 +410,7 @@ def test_config_json_round_trip(tmp_path):
     assert loaded == {key: value for key, value in config.to_dict().items() if key != "_name_or_path"}
 
 
+@pytest.mark.smoke
 def test_save_load_round_trip_and_auto_classes(model, config, tmp_path):
     inputs = make_inputs(config)
     with torch.no_grad():
@@ -466,6 +467,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.smoke
 def test_auto_classes_load_in_a_fresh_process_without_the_package(model, config, tmp_path):
     inputs = make_inputs(config)
     saved = tmp_path / "saved"

@@ -14,12 +14,15 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from fresh_process import run_without_package
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "train_hf.py", "modeling_avcpnet", "datasets_emotions", "hub_cards")
 
 
+@pytest.mark.smoke
 def test_wheel_ships_the_card_templates_and_renders_cards_when_installed(tmp_path):
     source = tmp_path / "src"
     source.mkdir()

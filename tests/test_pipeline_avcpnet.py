@@ -63,6 +63,7 @@ def manual_probabilities(model, processor, clips):
     return logits.softmax(-1), inputs["audio_mask"]
 
 
+@pytest.mark.smoke
 def test_pipeline_equals_processor_and_model(checkpoint):
     classifier = pipeline(TASK, model=checkpoint["folder"], trust_remote_code=True, device="cpu")
     assert type(classifier).__name__ == "AVCPNetPipeline"
@@ -198,6 +199,7 @@ def test_model_folder_without_processor_files(checkpoint, tmp_path):
         pipeline(TASK, model=str(tmp_path / "model_only"), trust_remote_code=True, device="cpu")
 
 
+@pytest.mark.smoke
 def test_saved_folder_loads_in_fresh_process_without_the_package(checkpoint, tmp_path):
     clips = checkpoint["clips"]
     probabilities, _ = manual_probabilities(checkpoint["model"], checkpoint["processor"], clips)

@@ -311,6 +311,7 @@ def test_bad_separate_soundtrack_is_a_bad_sample(processor, media, tmp_path):
 # -- saving and loading ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.smoke
 def test_from_model_config_and_save_load_round_trip(processor, config, media, tmp_path):
     assert processor.video_processor.size.shortest_edge == config.image_size
     assert processor.video_processor.num_segments == config.num_segments
@@ -342,6 +343,7 @@ def test_from_model_config_and_save_load_round_trip(processor, config, media, tm
         torch.testing.assert_close(actual[key], expected[key])
 
 
+@pytest.mark.smoke
 def test_loads_with_trust_remote_code_next_to_the_model_in_a_fresh_process(processor, config, media, tmp_path):
     from modeling_avcpnet import AVCPNetForVideoClassification
 

@@ -187,6 +187,7 @@ def _accumulated_gradients(config, state_dict, examples, batch_size, accumulatio
     return grads
 
 
+@pytest.mark.smoke
 def test_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
     """2 micro-batches (2 + 1 samples) accumulated == one batch of 3: each branch's loss is normalised by its
     samples in the whole accumulated batch, not per micro-batch (which would weight the lone third sample twice);
@@ -213,6 +214,7 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
         torch.testing.assert_close(accumulated[name], big_batch[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.smoke
 def test_mer2023_gradient_accumulation_equals_one_big_batch(tmp_path, list_dataset):
     """--model_type mer2023: the model's own loss (eq. 9, a micro-batch mean) is normalised over the accumulated
     batch by the same compute_loss, so 2 + 1 accumulated samples give the gradients of one batch of 3."""

@@ -41,12 +41,15 @@ class EPCETrainer(Trainer):
         card_context: keyword arguments of the task's model card (dataset, results, license, base model).
     """
 
-    # compute_loss returns a loss already normalised over the accumulated batch: training_step must not divide.
-    loss_is_scaled_for_ga = True
-
     def __init__(self, *args, processor=None, task: Optional[TrainingTask] = None,
                  card_context: Optional[dict[str, Any]] = None, **kwargs):
         super().__init__(*args, **kwargs)
+        # `compute_loss` normalises the loss over the accumulated batch whenever `get_batch_samples` gave counts, as
+        # a model that takes `num_items_in_batch` does: `training_step` must then not divide it by the number of
+        # accumulation steps (when the counts are None it divides, and compute_loss returns the micro-batch mean).
+        # This is the switch `Trainer.compute_loss`'s docstring names, read by every transformers 5 release
+        # (`loss_is_scaled_for_ga`, from 5.19 on, left at None, decides from it the same way).
+        self.model_accepts_loss_kwargs = True
         self.processor = processor
         self.task = task or get_task(self.model.config.model_type)
         self.card_context = dict(card_context or {})
@@ -131,9 +134,7 @@ class EPCETrainer(Trainer):
                        for name, value in parts.terms.items())
             if self.args.average_tokens_across_devices and self.args.world_size > 1:
                 loss = loss * self.args.world_size  # DDP averages the gradients over processes
-        elif model.training:
-            loss = parts.total / self.current_gradient_accumulation_steps
-        else:
+        else:  # a micro-batch mean: training_step divides it by the number of accumulation steps
             loss = parts.total
         return (loss, parts.outputs) if return_outputs else loss
 
