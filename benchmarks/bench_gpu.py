@@ -158,7 +158,8 @@ class StepTimes:
 
 
 def train_steps(config, train_dataset, device: str, dtype: str, batch: int, steps: int, workers: int,
-                compiled: bool = False, gradient_checkpointing: bool = False, warmup: int = 2) -> dict:
+                compiled: bool = False, gradient_checkpointing: bool = False, warmup: int = 2,
+                regional: bool = False) -> dict:
     from transformers import TrainingArguments
 
     from modeling_avcpnet.training.tasks import get_task
@@ -178,6 +179,9 @@ def train_steps(config, train_dataset, device: str, dtype: str, batch: int, step
             if device != "cpu" else "adamw_torch", tf32=True if device != "cpu" else None,
         )
         timer = StepTimes()
+        # Accelerate's regional compilation (each repeated block compiled once, the glue eager): what
+        # `ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION=true train_hf.py --torch_compile true` does.
+        os.environ["ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION"] = "true" if regional else "false"
         trainer = EPCETrainer(model=model, args=args, train_dataset=train_dataset, task=task,
                               data_collator=task.data_collator, callbacks=[timer.callback])
         reset_peak_memory(device)
@@ -240,7 +244,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--clip_dir", default=os.path.join(tempfile.gettempdir(), "avcpnet_bench_gpu_clips"))
     parser.add_argument("--parts", default="model,compile,e2e,memory",
                         help="comma-separated: model (eager fp32/bf16 train + infer), compile (compiled bf16 "
-                             "inference), compile_train (compiled bf16 training), e2e, memory")
+                             "inference), compile_train (compiled bf16 training), compile_train_regional (the same, "
+                             "Accelerate's regional compilation), e2e, memory")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -293,6 +298,9 @@ def main(argv=None) -> dict:
     if "compile_train" in parts:
         report("model-only train bf16 compiled", train_steps(config, ready, device, "bf16", args.batch, args.steps,
                                                              0, compiled=True), flops_train, "bf16")
+    if "compile_train_regional" in parts:
+        report("model-only train bf16 regional compile", train_steps(
+            config, ready, device, "bf16", args.batch, args.steps, 0, compiled=True, regional=True), flops_train, "bf16")
     if "memory" in parts:
         for checkpointing in (False, True):
             batch = 16 if args.config == "paper" else args.batch
