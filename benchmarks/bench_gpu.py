@@ -295,12 +295,6 @@ def main(argv=None) -> dict:
             for name, reference in (("bf16 eager", eager["bf16"]), ("fp32 eager", eager["fp32"])):
                 say(f"  compiled bf16 / {name}: {compiled['clips_per_s'] / reference['clips_per_s']:.2f}x, top-1 "
                     f"agreement {float((compiled['top1'] == reference['top1']).float().mean()):.3f}")
-    if "compile_train" in parts:
-        report("model-only train bf16 compiled", train_steps(config, ready, device, "bf16", args.batch, args.steps,
-                                                             0, compiled=True), flops_train, "bf16")
-    if "compile_train_regional" in parts:
-        report("model-only train bf16 regional compile", train_steps(
-            config, ready, device, "bf16", args.batch, args.steps, 0, compiled=True, regional=True), flops_train, "bf16")
     if "memory" in parts:
         for checkpointing in (False, True):
             batch = 16 if args.config == "paper" else args.batch
@@ -311,6 +305,12 @@ def main(argv=None) -> dict:
                 f"{measured['peak_gib']:.1f} GiB")
     if "e2e" in parts:
         end_to_end(args, config, device, results, report, flops_train)
+    if "compile_train" in parts:
+        report("model-only train bf16 compiled", train_steps(config, ready, device, "bf16", args.batch, args.steps,
+                                                             0, compiled=True), flops_train, "bf16")
+    if "compile_train_regional" in parts:  # last: the slowest to compile
+        report("model-only train bf16 regional compile", train_steps(
+            config, ready, device, "bf16", args.batch, args.steps, 0, compiled=True, regional=True), flops_train, "bf16")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1, default=str)
