@@ -43,7 +43,7 @@ _LAZY_NAMES = {
     "pipeline_mer2023": ["MER2023Pipeline"],
     "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor"],
-    "timeline": ["EmotionTimeline", "emotion_timeline"],
+    "inference.timeline": ["EmotionTimeline", "emotion_timeline"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY_NAMES.items() for name in names}
@@ -97,5 +97,5 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported thro
     from .pipeline_mer2023 import MER2023Pipeline
     from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
-    from .timeline import EmotionTimeline, emotion_timeline
+    from .inference.timeline import EmotionTimeline, emotion_timeline
     from .video_processing_avcpnet import AVCPNetVideoProcessor

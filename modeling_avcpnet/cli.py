@@ -257,7 +257,7 @@ def load_predictor(model: str, device: str = "cpu", dtype: str = "float32", quan
                    compile: bool = False, trust_remote_code: bool = False) -> Predictor:
     """The model of a checkpoint folder or Hub id in the requested inference mode, with a clear error when a part
     is missing."""
-    from .inference import load_for_inference
+    from .inference.loading import load_for_inference
 
     check_model_folder(model)
     try:
@@ -498,7 +498,7 @@ def merge_outputs(output: str, fmt: str, columns: list[str], existing: dict[str,
 
 
 def predict(args: argparse.Namespace) -> tuple[int, PredictSummary]:
-    from .inference import ProcessShard
+    from .inference.loading import ProcessShard
 
     shard = ProcessShard.from_environment()
     say = print if shard.rank == 0 else (lambda *a, **k: None)  # one voice for what every process knows alike
@@ -626,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_extra_commands(commands) -> None:
     """`timeline` and `demo`: their arguments and code live in their own modules."""
-    from .timeline import add_timeline_arguments
+    from .inference.timeline import add_timeline_arguments
 
     add_timeline_arguments(commands.add_parser(
         "timeline", help="emotion probabilities over sliding windows of a long video (CSV, JSON, plot)"))
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)  # predict() sets the main process's threads; callers keep theirs
         return code
     if args.command == "timeline":
-        from .timeline import timeline_command
+        from .inference.timeline import timeline_command
 
         return timeline_command(args)
     if args.command == "demo":

@@ -3,7 +3,7 @@
 A user uploads or records a clip and sees the top emotion, a bar chart of every class, the visual-only and
 audio-only predictions, the polarity and, for clips longer than `timeline_min_seconds`, the emotion timeline. The
 prediction runs the project's pipeline (`AVCPNetPipeline`: its processor in eval mode and its `postprocess`) once
-per clip; the timeline is `modeling_avcpnet.timeline.emotion_timeline`.
+per clip; the timeline is `modeling_avcpnet.inference.timeline.emotion_timeline`.
 
 Safe by default:
 - the server binds 127.0.0.1 unless `host` says otherwise, and `share=True` (a public gradio.live link) only on
@@ -64,7 +64,7 @@ class EmotionAnalyser:
 
     def check(self, path: str) -> float:
         """Refuse files over the size or duration limit; returns the clip's duration in seconds."""
-        from .timeline import video_duration
+        from .inference.timeline import video_duration
         from .media_avcpnet import MediaError, MediaReader
 
         name = os.path.basename(path)
@@ -89,8 +89,8 @@ class EmotionAnalyser:
         import torch
 
         from .pipeline_avcpnet import preprocess_clip
-        from .timeline import emotion_timeline
-        from .timeline_plot import plot_class_bars
+        from .inference.timeline import emotion_timeline
+        from .inference.timeline_plot import plot_class_bars
         from .media_avcpnet import MediaError
 
         duration = self.check(path)

@@ -1,7 +1,7 @@
 """Emotion timeline of a video of any length: the model over sliding windows, in one pass over the file.
 
 ```python
->>> from modeling_avcpnet.timeline import emotion_timeline
+>>> from modeling_avcpnet.inference.timeline import emotion_timeline
 >>> timeline = emotion_timeline("path/to/checkpoint", "talk.mp4", window=4.0, stride=1.0)
 >>> timeline.probabilities.shape          # (num_windows, num_labels)
 >>> timeline.segments[0]                  # {'start': 0.0, 'end': 12.5, 'label': 'neutral', 'score': 0.61, ...}
@@ -36,8 +36,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .labels import POLARITIES
-from .media_avcpnet import MediaReader, StreamingAudio
+from ..labels import POLARITIES
+from ..media_avcpnet import MediaReader, StreamingAudio
 
 EPSILON = 1e-6
 
@@ -260,7 +260,7 @@ def change_segments(timeline_centres: np.ndarray, track: np.ndarray, labels: lis
 def resolve_model(model_or_pipeline, processor=None):
     """`(model, processor)` from an `AVCPNetPipeline`, a model (with `processor`), or a checkpoint folder / Hub id."""
     if isinstance(model_or_pipeline, (str, os.PathLike)):
-        from .cli import load_pipeline
+        from ..cli import load_pipeline
 
         try:
             model_or_pipeline = load_pipeline(os.fspath(model_or_pipeline))
@@ -421,9 +421,9 @@ def timeline_command(args) -> int:
     import sys
     import warnings
 
-    from .cli import load_pipeline
-    from .processing_avcpnet import MissingAudioWarning
-    from .media_avcpnet import MediaError
+    from ..cli import load_pipeline
+    from ..processing_avcpnet import MissingAudioWarning
+    from ..media_avcpnet import MediaError
 
     if args.window <= 0 or args.stride <= 0 or args.batch_size < 1 or args.smooth < 1 or args.threads < 0:
         print("error: --window and --stride must be > 0, --batch_size and --smooth >= 1, --threads >= 0",

@@ -88,7 +88,7 @@ def load_for_inference(model_name_or_path: str, dtype: str | torch.dtype | None 
     `device` (default: CPU). `identity` is [`model_identity`] of the loaded weights and config."""
     from transformers import AutoModelForVideoClassification, AutoProcessor
 
-    from .registration import register_auto_classes
+    from ..registration import register_auto_classes
 
     register_auto_classes()
     model = AutoModelForVideoClassification.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
