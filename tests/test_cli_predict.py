@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
-from modeling_avcpnet import AVCPNetConfig, cli
+from modeling_avcpnet import AVCPNetConfig
+from modeling_avcpnet.inference import predict as cli
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
 from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
@@ -213,7 +214,7 @@ def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
         writer.writerow(interrupted)
         handle.write(cli.output_columns(setup["labels"])[0][:2])  # and half a row, cut by the interruption
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    command = [torchrun, "--nproc_per_node", "2", "--standalone", "-m", "modeling_avcpnet.cli", "predict",
+    command = [torchrun, "--nproc_per_node", "2", "--standalone", "-m", "modeling_avcpnet.inference.predict", "predict",
                setup["videos"], "--model", setup["checkpoint"], "--output", str(output), "--quiet",
                "--batch_size", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,

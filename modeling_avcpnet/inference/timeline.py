@@ -260,7 +260,7 @@ def change_segments(timeline_centres: np.ndarray, track: np.ndarray, labels: lis
 def resolve_model(model_or_pipeline, processor=None):
     """`(model, processor)` from an `AVCPNetPipeline`, a model (with `processor`), or a checkpoint folder / Hub id."""
     if isinstance(model_or_pipeline, (str, os.PathLike)):
-        from ..cli import load_pipeline
+        from .predict import load_pipeline
 
         try:
             model_or_pipeline = load_pipeline(os.fspath(model_or_pipeline))
@@ -421,7 +421,7 @@ def timeline_command(args) -> int:
     import sys
     import warnings
 
-    from ..cli import load_pipeline
+    from .predict import load_pipeline
     from ..processing_avcpnet import MissingAudioWarning
     from ..media_avcpnet import MediaError
 

@@ -10,8 +10,8 @@ a Hub id works too when the machine is online). The app itself is `modeling_avcp
 import argparse
 import os
 
-from modeling_avcpnet.cli import load_pipeline
-from modeling_avcpnet.demo import DemoSettings, build_demo, launch_demo, make_examples, use_private_upload_folder
+from modeling_avcpnet.inference.predict import load_pipeline
+from modeling_avcpnet.apps.demo import DemoSettings, build_demo, launch_demo, make_examples, use_private_upload_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -64,8 +64,8 @@ class EmotionAnalyser:
 
     def check(self, path: str) -> float:
         """Refuse files over the size or duration limit; returns the clip's duration in seconds."""
-        from .inference.timeline import video_duration
-        from .media_avcpnet import MediaError, MediaReader
+        from ..inference.timeline import video_duration
+        from ..media_avcpnet import MediaError, MediaReader
 
         name = os.path.basename(path)
         if not os.path.isfile(path):
@@ -88,10 +88,10 @@ class EmotionAnalyser:
         """Predictions and chart files for the clip at `path`; raises `DemoInputError` for unusable files."""
         import torch
 
-        from .pipeline_avcpnet import preprocess_clip
-        from .inference.timeline import emotion_timeline
-        from .inference.timeline_plot import plot_class_bars
-        from .media_avcpnet import MediaError
+        from ..pipeline_avcpnet import preprocess_clip
+        from ..inference.timeline import emotion_timeline
+        from ..inference.timeline_plot import plot_class_bars
+        from ..media_avcpnet import MediaError
 
         duration = self.check(path)
         name = os.path.basename(path)
@@ -147,7 +147,7 @@ def make_examples(folder: str = EXAMPLES_DIR) -> list[str]:
     from datasets_emotions.sample_media import plan_split, render_audio, render_frames, write_sample_clip
     from datasets_emotions.synthetic_media import write_clip
 
-    from .labels import EMOTIONS_LABELS
+    from ..labels import EMOTIONS_LABELS
 
     os.makedirs(folder, exist_ok=True)
     specs = plan_split("test", list(EMOTIONS_LABELS), clips_per_class=2, noisy=0, seed=0)
@@ -296,7 +296,7 @@ def add_demo_arguments(parser) -> None:
 
 def demo_command(args) -> int:
     """`avcpnet demo`: load the checkpoint, build the app and serve it until interrupted."""
-    from .cli import load_pipeline
+    from ..inference.predict import load_pipeline
 
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s,
                             window=args.window, stride=args.stride, timeline_min_seconds=args.timeline_min_seconds)

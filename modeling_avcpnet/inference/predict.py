@@ -47,8 +47,8 @@ from typing import Any, Iterable
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .labels import POLARITIES
-from .media_avcpnet import VIDEO_EXTENSIONS
+from ..labels import POLARITIES
+from ..media_avcpnet import VIDEO_EXTENSIONS
 
 FORMATS = ("csv", "jsonl")
 GLOB_CHARACTERS = set("*?[")
@@ -197,7 +197,7 @@ class ClipDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from .pipeline_avcpnet import preprocess_clip
+        from ..pipeline_avcpnet import preprocess_clip
 
         path = self.paths[index]
         start = time.perf_counter()
@@ -242,7 +242,7 @@ class Predictor:
 
 def check_model_folder(model: str) -> None:
     """Exit with a clear message when `model` is a local path that is not a complete checkpoint folder."""
-    from .pipeline_avcpnet import missing_processor_message
+    from ..pipeline_avcpnet import missing_processor_message
 
     if model.startswith((os.sep, ".", "~")) and not os.path.exists(model):
         raise SystemExit(f"error: model folder {model} does not exist")
@@ -257,7 +257,7 @@ def load_predictor(model: str, device: str = "cpu", dtype: str = "float32", quan
                    compile: bool = False, trust_remote_code: bool = False) -> Predictor:
     """The model of a checkpoint folder or Hub id in the requested inference mode, with a clear error when a part
     is missing."""
-    from .inference.loading import load_for_inference
+    from .loading import load_for_inference
 
     check_model_folder(model)
     try:
@@ -272,8 +272,8 @@ def load_predictor(model: str, device: str = "cpu", dtype: str = "float32", quan
 def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False, dtype: str = "float32"):
     """The pipeline of a checkpoint folder or Hub id (AV-CPNet, or MER 2023 with emotion scores and valence), with a
     clear error when a part is missing."""
-    from .pipeline_avcpnet import TASK, AVCPNetPipeline
-    from .pipeline_mer2023 import MER2023Pipeline
+    from ..pipeline_avcpnet import TASK, AVCPNetPipeline
+    from ..pipeline_mer2023 import MER2023Pipeline
 
     predictor = load_predictor(model, device=device or "cpu", dtype=dtype, trust_remote_code=trust_remote_code)
     pipeline_class = MER2023Pipeline if predictor.config.model_type == "mer2023" else AVCPNetPipeline
@@ -319,7 +319,7 @@ def result_rows(predictor: Predictor, items: list[dict[str, Any]], outputs, audi
 def classify_batch(predictor: Predictor, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for a batch of decoded items, in their order. If the batched forward fails, each clip is retried on
     its own so that the failure is attributed to the file that caused it."""
-    from .pipeline_avcpnet import collate_model_inputs
+    from ..pipeline_avcpnet import collate_model_inputs
 
     rows: dict[int, dict[str, Any]] = {}
     good = [index for index, item in enumerate(items) if item["error"] is None]
@@ -498,7 +498,7 @@ def merge_outputs(output: str, fmt: str, columns: list[str], existing: dict[str,
 
 
 def predict(args: argparse.Namespace) -> tuple[int, PredictSummary]:
-    from .inference.loading import ProcessShard
+    from .loading import ProcessShard
 
     shard = ProcessShard.from_environment()
     say = print if shard.rank == 0 else (lambda *a, **k: None)  # one voice for what every process knows alike
@@ -537,7 +537,7 @@ def _predict(args, shard, say, fmt: str, paths: list[str], not_videos: list[str]
     predictor = load_predictor(args.model, device=shard.device(args.device), dtype=args.dtype,
                                compile=args.compile, trust_remote_code=args.trust_remote_code)
     # Clips without sound are expected here and reported in the has_audio column, not as one warning per file.
-    from .processing_avcpnet import MissingAudioWarning
+    from ..processing_avcpnet import MissingAudioWarning
 
     warnings_module.filterwarnings("ignore", category=MissingAudioWarning)
     columns = output_columns(predictor.labels, valence=predictor.config.model_type == "mer2023")
@@ -626,11 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_extra_commands(commands) -> None:
     """`timeline` and `demo`: their arguments and code live in their own modules."""
-    from .inference.timeline import add_timeline_arguments
+    from .timeline import add_timeline_arguments
 
     add_timeline_arguments(commands.add_parser(
         "timeline", help="emotion probabilities over sliding windows of a long video (CSV, JSON, plot)"))
-    from .demo import add_demo_arguments
+    from ..apps.demo import add_demo_arguments
 
     add_demo_arguments(commands.add_parser("demo", help="start the Gradio demo app (127.0.0.1 by default)"))
 
@@ -648,11 +648,11 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)  # predict() sets the main process's threads; callers keep theirs
         return code
     if args.command == "timeline":
-        from .inference.timeline import timeline_command
+        from .timeline import timeline_command
 
         return timeline_command(args)
     if args.command == "demo":
-        from .demo import demo_command
+        from ..apps.demo import demo_command
 
         return demo_command(args)
     return 2
