@@ -24,13 +24,13 @@ from .registration import register_auto_classes
 _LAZY_NAMES = {
     "configuration_avcpnet": ["AVCPNetConfig"],
     "configuration_mer2023": ["MER2023Config"],
-    "decision_fusion_mer2023": ["MER2023DecisionFusion"],
+    "mer2023.decision_fusion": ["MER2023DecisionFusion"],
     "feature_extraction_avcpnet": ["AVCPNetFeatureExtractor"],
     "feature_extraction_mer2023": ["MER2023DeepFeatureExtractor"],
     "loss_avcpnet": ["EPCELoss", "compute_multitask_loss", "ep_ce_loss"],
     "media_avcpnet": ["FrameFolderReader", "MediaError", "MediaReader", "MissingAudioWarning", "VIDEO_EXTENSIONS",
                       "VideoDecodingError", "load_audio", "probe_media"],
-    "metrics_mer2023": ["compute_mer2023_metrics", "mer2023_metrics"],
+    "mer2023.metrics": ["compute_mer2023_metrics", "mer2023_metrics"],
     "modeling_avcpnet": [
         "AVCPNetForVideoClassification",
         "AVCPNetModel",
@@ -71,7 +71,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported through the lazy __all__)
     from .configuration_avcpnet import AVCPNetConfig
     from .configuration_mer2023 import MER2023Config
-    from .decision_fusion_mer2023 import MER2023DecisionFusion
+    from .mer2023.decision_fusion import MER2023DecisionFusion
     from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
     from .feature_extraction_mer2023 import MER2023DeepFeatureExtractor
     from .loss_avcpnet import EPCELoss, compute_multitask_loss, ep_ce_loss
@@ -84,7 +84,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported thro
         load_audio,
         probe_media,
     )
-    from .metrics_mer2023 import compute_mer2023_metrics, mer2023_metrics
+    from .mer2023.metrics import compute_mer2023_metrics, mer2023_metrics
     from .modeling_avcpnet import (
         AVCPNetForVideoClassification,
         AVCPNetModel,

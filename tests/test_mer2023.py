@@ -41,9 +41,9 @@ from modeling_avcpnet import (
     compute_mer2023_metrics,
     mer2023_metrics,
 )
-from modeling_avcpnet.decision_fusion_mer2023 import fuse_predictions, simplex_grid
+from modeling_avcpnet.mer2023.decision_fusion import fuse_predictions, simplex_grid
 from modeling_avcpnet.media_avcpnet import MediaError
-from modeling_avcpnet.metrics_mer2023 import mean_squared_error, weighted_f1_score
+from modeling_avcpnet.mer2023.metrics import mean_squared_error, weighted_f1_score
 from modeling_avcpnet.modeling_mer2023 import AttentionGuidedFeatureGathering, uncertainty_weighted_loss
 
 from fresh_process import run_without_package

@@ -163,7 +163,7 @@ class MER2023Task(TrainingTask):
         return outputs.logits, outputs.valence
 
     def compute_metrics(self, config):
-        from ..metrics_mer2023 import compute_mer2023_metrics
+        from ..mer2023.metrics import compute_mer2023_metrics
 
         return compute_mer2023_metrics
 
