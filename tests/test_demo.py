@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from datasets_emotions.sample_media import plan_split, render_audio, render_frames, write_sample_clip
+from datasets_emotions.sample_clips import plan_split, render_audio, render_frames, write_sample_clip
 from datasets_emotions.synthetic_media import write_clip
 from modeling_avcpnet.apps.demo import DemoInputError, DemoSettings, EmotionAnalyser
 from modeling_avcpnet.labels import EMOTIONS_LABELS

@@ -144,7 +144,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
 def make_examples(folder: str = EXAMPLES_DIR) -> list[str]:
     """Generate (once) a few clips of the sample set's test split and a 16-second clip whose emotion changes half
     way, to show in the app's examples. Returns their paths."""
-    from datasets_emotions.sample_media import plan_split, render_audio, render_frames, write_sample_clip
+    from datasets_emotions.sample_clips import plan_split, render_audio, render_frames, write_sample_clip
     from datasets_emotions.synthetic_media import write_clip
 
     from ..labels import EMOTIONS_LABELS

@@ -123,7 +123,7 @@ class AVCPNetTask(TrainingTask):
 
     @property
     def data_collator(self):
-        from .clip_data import collate_skipping_bad_clips
+        from .dataloader import collate_skipping_bad_clips
 
         return collate_skipping_bad_clips
 
@@ -132,7 +132,7 @@ class AVCPNetTask(TrainingTask):
         example draws its random crops from (seed, epoch, index), so that a resumed run is exact."""
         from datasets_emotions import with_processor
 
-        from .clip_data import SeededAugmentation
+        from .dataloader import SeededAugmentation
 
         if training:
             return SeededAugmentation(split, processor, seed=seed)
