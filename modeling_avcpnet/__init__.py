@@ -8,13 +8,19 @@ light. The first time a config, model, processor or pipeline name is taken from 
 with the Auto classes and the ``audio-visual-emotion-classification`` pipeline task (see ``registration.py``;
 ``modeling_avcpnet.register_auto_classes()`` does it explicitly).
 
-The model files use relative imports only, so that they also work when copied into a Hub repository and loaded with
-``trust_remote_code``.
+The files at the top of the package are the ones a saved model's Hub repository gets (relative imports only, so that
+they also work when copied and loaded with ``trust_remote_code``), plus this file and ``registration.py``; the
+library and the applications are subpackages (``training``, ``inference``, ``apps``, ``convert``, ``mer2023``).
+Modules that used to sit at the top keep their old import paths (``modeling_avcpnet.cli``,
+``modeling_avcpnet.timeline``, ...: see ``MOVED_MODULES``): importing one gives the module at its new place, and
+``python -m`` with an old path runs it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .labels import EMOTIONS_LABELS, EMOTIONS_POLARITY, MER2023_LABELS, POLARITIES
@@ -66,6 +72,55 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# Old path (a module that sat at the top of the package) -> where the module lives now.
+MOVED_MODULES = {
+    "cli": "inference.predict",
+    "demo": "apps.demo",
+    "timeline": "inference.timeline",
+    "timeline_plot": "inference.timeline_plot",
+    "convert_video_swin_weights": "convert.video_swin_weights",
+    "convert_resnet_weights": "convert.resnet_weights",
+    "face_crop_mer2023": "mer2023.face_crop",
+    "augmentation_mer2023": "mer2023.augmentation",
+    "decision_fusion_mer2023": "mer2023.decision_fusion",
+    "metrics_mer2023": "mer2023.metrics",
+}
+
+
+class _MovedModules:
+    """Import finder and loader of the old paths in `MOVED_MODULES`: `import modeling_avcpnet.cli` gives the module
+    at its new place (one module object under both names), and `python -m modeling_avcpnet.cli` runs it."""
+
+    def __init__(self):
+        self._specs = {}  # old name -> the moved module's own spec (the import system overwrites `__spec__`)
+
+    @staticmethod
+    def _new_name(fullname: str) -> str | None:
+        package, _, name = fullname.rpartition(".")
+        return f"{__name__}.{MOVED_MODULES[name]}" if package == __name__ and name in MOVED_MODULES else None
+
+    def find_spec(self, fullname, path=None, target=None):
+        new_name = self._new_name(fullname)
+        return None if new_name is None else importlib.machinery.ModuleSpec(fullname, self, origin=new_name)
+
+    def create_module(self, spec):
+        module = importlib.import_module(spec.origin)
+        self._specs[spec.name] = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        module.__spec__ = self._specs.pop(module.__spec__.name)  # the module keeps its own name and spec
+
+    def get_code(self, fullname):
+        """What `python -m OLD_PATH` runs (runpy asks the loader for code): the module at its new place."""
+        return compile(f"import runpy\nrunpy.run_module({self._new_name(fullname)!r}, run_name='__main__', "
+                       "alter_sys=True)\n", f"<{fullname}>", "exec")
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())  # first: an old path is never found as a stale file of another checkout
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported through the lazy __all__)
