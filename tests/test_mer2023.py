@@ -279,6 +279,7 @@ def test_hub_round_trip_in_a_fresh_process_without_the_package(tmp_path):
     model.save_pretrained(workdir / "checkpoint")
     assert {"config.json", "configuration_mer2023.py", "labels.py", "model.safetensors", "modeling_mer2023.py",
             "pipeline_mer2023.py", "README.md"} <= set(os.listdir(workdir / "checkpoint"))
+    assert "configuration_avcpnet.py" not in os.listdir(workdir / "checkpoint")  # nothing of AV-CPNet's config
     features, labels, valence = torch.randn(3, 44), torch.tensor([0, 2, 5]), torch.randn(3)
     with torch.no_grad():
         out = model(features, labels=labels, valence_labels=valence)
