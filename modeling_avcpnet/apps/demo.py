@@ -2,8 +2,9 @@
 
 A user uploads or records a clip and sees the top emotion, a bar chart of every class, the visual-only and
 audio-only predictions, the polarity and, for clips longer than `timeline_min_seconds`, the emotion timeline. The
-prediction runs the project's pipeline (`AVCPNetPipeline`: its processor in eval mode and its `postprocess`) once
-per clip; the timeline is `modeling_avcpnet.inference.timeline.emotion_timeline`.
+prediction is the pipeline's (`AVCPNetPipeline`'s processor in eval mode, then `predict_clips` once per clip, whose
+results for the fused head and each branch are the pipeline's result dicts); the timeline is
+`modeling_avcpnet.inference.timeline.emotion_timeline`.
 
 Safe by default:
 - the server binds 127.0.0.1 unless `host` says otherwise, and `share=True` (a public gradio.live link) only on
@@ -86,9 +87,8 @@ class EmotionAnalyser:
 
     def analyse(self, path: str) -> dict[str, Any]:
         """Predictions and chart files for the clip at `path`; raises `DemoInputError` for unusable files."""
-        import torch
-
         from ..pipeline_avcpnet import preprocess_clip
+        from ..prediction_avcpnet import predict_clips
         from ..inference.timeline import emotion_timeline
         from ..inference.timeline_plot import plot_class_bars
         from ..media_avcpnet import MediaError
@@ -99,15 +99,11 @@ class EmotionAnalyser:
             inputs = preprocess_clip(self.pipe.processor, path)
         except MediaError as error:
             raise DemoInputError(f"{name}: {error.problem}") from None
-        model = self.pipe.model
-        names = {key for key in inputs if key in ("pixel_values_videos", "input_features", "audio_mask")}
-        with torch.inference_mode():
-            outputs = model(**{key: inputs[key].to(model.device) for key in names})
-        audio_mask = inputs["audio_mask"]
-        branch = {key: self.pipe.postprocess({"logits": logits, "audio_mask": audio_mask}, top_k=len(self.labels))
-                  for key, logits in (("fused", outputs.logits), ("visual", outputs.visual_logits),
-                                      ("audio", outputs.audio_logits)) if logits is not None}
-        fused = branch["fused"]
+        predictions = predict_clips(self.pipe.model, inputs)
+        id2label, top_k = self.pipe.model.config.id2label, len(self.labels)
+        fused = predictions.result(0, id2label, top_k)
+        branch = {name: predictions.result(0, id2label, top_k, branch=name)
+                  for name in predictions.branch_probabilities}
         folder = os.path.join(self.work_dir, uuid.uuid4().hex)
         os.makedirs(folder)
         scores = {item["label"]: item["score"] for item in fused["labels"]}

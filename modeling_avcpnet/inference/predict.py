@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..labels import POLARITIES
 from ..media_avcpnet import VIDEO_EXTENSIONS
+from ..prediction_avcpnet import ClipPredictions, predict_clips
 
 FORMATS = ("csv", "jsonl")
 GLOB_CHARACTERS = set("*?[")
@@ -285,32 +286,25 @@ def _top(probabilities: torch.Tensor, labels: list[str]) -> tuple[str, float]:
     return labels[index], round(float(probabilities[index]), SCORE_DECIMALS)
 
 
-def result_rows(predictor: Predictor, items: list[dict[str, Any]], outputs, audio_mask: torch.Tensor) -> list[dict]:
-    """One output row per item from the model outputs of their batch."""
-    config, labels = predictor.config, predictor.labels
-    probabilities = outputs.logits.float().softmax(-1).cpu()
-    polarity_ids = torch.tensor(config.polarity_ids)
-    polarity_probabilities = torch.zeros(len(items), len(POLARITIES)).index_add_(1, polarity_ids, probabilities)
-    branches = {name: None if logits is None else logits.float().softmax(-1).cpu()
-                for name, logits in (("visual", getattr(outputs, "visual_logits", None)),
-                                     ("audio", getattr(outputs, "audio_logits", None)))}
-    valence = getattr(outputs, "valence", None)  # MER 2023 models
+def result_rows(predictor: Predictor, items: list[dict[str, Any]], predictions: ClipPredictions) -> list[dict]:
+    """One output row per item from the predictions of their batch."""
+    labels = predictor.labels
     rows = []
     for position, item in enumerate(items):
-        label, score = _top(probabilities[position], labels)
-        label_polarity = POLARITIES[int(polarity_ids[labels.index(label)])]
-        has_audio = bool(audio_mask[position])
+        label, score = _top(predictions.probabilities[position], labels)
+        label_polarity = POLARITIES[predictions.polarity_ids[labels.index(label)]]
+        has_audio = bool(predictions.has_audio[position])
         row = {"path": item["path"], "label": label, "score": score,
                "polarity_of_label": label_polarity, "has_audio": has_audio,
                "warning": item.get("warning"), "error": None, **predictor.run()}
         row.update({f"polarity_prob_{name}": round(float(value), SCORE_DECIMALS)
-                    for name, value in zip(POLARITIES, polarity_probabilities[position])})
+                    for name, value in zip(POLARITIES, predictions.polarity_probabilities[position])})
         row.update({f"prob_{name}": round(float(value), SCORE_DECIMALS)
-                    for name, value in zip(labels, probabilities[position])})
-        if valence is not None:
-            row["valence"] = round(float(valence.reshape(len(items))[position]), SCORE_DECIMALS)
-        for name, branch in branches.items():
-            if branch is not None and (name != "audio" or has_audio):
+                    for name, value in zip(labels, predictions.probabilities[position])})
+        if predictions.valence is not None:  # MER 2023 models
+            row["valence"] = round(float(predictions.valence[position]), SCORE_DECIMALS)
+        for name, branch in predictions.branch_probabilities.items():
+            if name != "audio" or has_audio:
                 row[f"{name}_label"], row[f"{name}_score"] = _top(branch[position], labels)
         rows.append(row)
     return rows
@@ -328,17 +322,8 @@ def classify_batch(predictor: Predictor, items: list[dict[str, Any]]) -> list[di
             rows[index] = error_row(item["path"], item["error"], predictor.run())
 
     def run(indices: list[int]) -> None:
-        inputs = collate_model_inputs([items[i]["inputs"] for i in indices])
-        audio_mask = inputs.get("audio_mask")
-        audio_mask = torch.ones(len(indices), dtype=torch.bool) if audio_mask is None else audio_mask
-        tensors = {key: inputs[key].to(predictor.device) for key in ("pixel_values_videos", "input_features")
-                   if key in inputs}
-        with torch.inference_mode():
-            if predictor.config.model_type == "mer2023":  # features of the whole clip: no separate audio mask
-                outputs = predictor.model(**tensors)
-            else:
-                outputs = predictor.model(**tensors, audio_mask=audio_mask.to(predictor.device))
-        for index, row in zip(indices, result_rows(predictor, [items[i] for i in indices], outputs, audio_mask)):
+        predictions = predict_clips(predictor.model, collate_model_inputs([items[i]["inputs"] for i in indices]))
+        for index, row in zip(indices, result_rows(predictor, [items[i] for i in indices], predictions)):
             rows[index] = row
 
     if good:

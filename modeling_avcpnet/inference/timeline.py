@@ -38,6 +38,7 @@ import torch
 
 from ..labels import POLARITIES
 from ..media_avcpnet import MediaReader, StreamingAudio
+from ..prediction_avcpnet import polarity_probabilities, predict_clips
 
 EPSILON = 1e-6
 
@@ -137,7 +138,7 @@ class EmotionTimeline:
     @property
     def polarity_probabilities(self) -> np.ndarray:
         """`(N, 3)`: the summed probabilities of each polarity's classes (positive, neutral, negative)."""
-        return polarity_sums(self.probabilities, self.polarity_ids)
+        return polarity_probabilities(torch.from_numpy(self.probabilities), self.polarity_ids).numpy()
 
     @property
     def top_labels(self) -> list[str]:
@@ -217,13 +218,6 @@ class EmotionTimeline:
                 paths[extension] = plot_timeline(self, os.path.join(output_dir, f"timeline.{extension}"),
                                                  branches=branches)
         return paths
-
-
-def polarity_sums(probabilities: np.ndarray, polarity_ids: list[int]) -> np.ndarray:
-    sums = np.zeros((len(probabilities), len(POLARITIES)), dtype=np.float32)
-    for label_id, polarity_id in enumerate(polarity_ids):
-        sums[:, polarity_id] += probabilities[:, label_id]
-    return sums
 
 
 def smooth_track(probabilities: np.ndarray, width: int) -> np.ndarray:
@@ -317,7 +311,7 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
         # The first frame any window from k on needs: frames before it can leave the buffer.
         still_needed = np.minimum.accumulate(plan.indices.min(1)[::-1])[::-1]
 
-        outputs: dict[str, list[np.ndarray]] = {"logits": [], "visual_logits": [], "audio_logits": []}
+        outputs: dict[str, list[np.ndarray]] = {"fusion": [], "visual": [], "audio": []}
         buffer: dict[int, np.ndarray] = {}
         next_window, decoded_until, peak_buffered = 0, -1, 0
         bar = tqdm(total=len(plan.starts), unit="window", desc="timeline", disable=not progress)
@@ -342,13 +336,13 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
 
     config = model.config
     labels = [config.id2label[i] for i in range(config.num_labels)]
-    probabilities = _softmax(outputs["logits"])
+    probabilities = _concatenate(outputs["fusion"])
     smoothed = smooth_track(probabilities, smooth)
     result = EmotionTimeline(
         video=video if isinstance(video, str) else reader.name, labels=labels,
         polarity_ids=list(config.polarity_ids), duration=duration, fps=fps, window=window, stride=stride,
         smooth=smooth, starts=plan.starts, ends=plan.ends, probabilities=probabilities, smoothed=smoothed,
-        visual_probabilities=_softmax(outputs["visual_logits"]), audio_probabilities=_softmax(outputs["audio_logits"]),
+        visual_probabilities=_concatenate(outputs["visual"]), audio_probabilities=_concatenate(outputs["audio"]),
         has_audio=audio.problem is None,
         segments=change_segments((plan.starts + plan.ends) / 2, smoothed, labels, duration),
         frames_decoded=frames_decoded, num_frames=num_frames, peak_buffered_frames=peak_buffered)
@@ -358,20 +352,16 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
 
 def _classify(model, processor, plan: WindowPlan, batch: range, buffer: dict[int, np.ndarray],
               audio: "StreamingAudio | _WholeAudio", rate: int, outputs: dict[str, list[np.ndarray]]) -> None:
-    """Run the model on the windows `batch` (frames from `buffer`, each window's stretch of the soundtrack)."""
+    """Class probabilities of the windows `batch` (frames from `buffer`, each window's stretch of the soundtrack)
+    for the fused head and each branch."""
     frames = [np.stack([buffer[i] for i in plan.indices[k].tolist()]) for k in batch]  # already sampled, eval mode
     clips = processor.video_processor(frames, do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
     waveforms = [audio.read(round(plan.starts[k] * rate), round(plan.ends[k] * rate)) for k in batch]
     features = processor.feature_extractor(waveforms, return_tensors="pt")
-    device = model.device
-    with torch.inference_mode():
-        result = model(pixel_values_videos=clips.to(device),
-                       input_features=features["input_features"].to(device),
-                       audio_mask=features["audio_mask"].to(device))
-    for key in outputs:
-        value = getattr(result, key, None)
-        if value is not None:
-            outputs[key].append(value.float().cpu().numpy())
+    predictions = predict_clips(model, {"pixel_values_videos": clips, **features})
+    outputs["fusion"].append(predictions.probabilities.numpy())
+    for branch, probabilities in predictions.branch_probabilities.items():
+        outputs[branch].append(probabilities.numpy())
 
 
 @dataclass
@@ -385,11 +375,8 @@ class _WholeAudio:
         return None if self.waveform is None else self.waveform[begin:end]
 
 
-def _softmax(chunks: list[np.ndarray]) -> Optional[np.ndarray]:
-    if not chunks:
-        return None
-    logits = torch.from_numpy(np.concatenate(chunks))
-    return logits.softmax(-1).numpy().astype(np.float32)
+def _concatenate(chunks: list[np.ndarray]) -> Optional[np.ndarray]:
+    return np.concatenate(chunks) if chunks else None
 
 
 __all__ = ["EmotionTimeline", "emotion_timeline", "plan_windows", "smooth_track", "change_segments"]
