@@ -176,7 +176,7 @@ def bench_distributed(args) -> None:
 
     python = sys.executable
     torchrun = os.path.join(os.path.dirname(python), "torchrun")
-    predict = ["-m", "modeling_avcpnet.inference.predict", "predict", args.clips, "--model", args.distributed, "--quiet",
+    predict = ["-m", "modeling_avcpnet.apps.cli", "predict", args.clips, "--model", args.distributed, "--quiet",
                "--threads", "1", "--device", "cpu"]
     commands = {"1 process": [python, *predict],
                 "2 processes": [torchrun, "--nproc_per_node", "2", "--standalone", *predict]}

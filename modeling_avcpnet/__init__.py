@@ -76,7 +76,7 @@ def __dir__() -> list[str]:
 
 # Old path (a module that sat at the top of the package) -> where the module lives now.
 MOVED_MODULES = {
-    "cli": "inference.predict",
+    "cli": "apps.cli",
     "demo": "apps.demo",
     "timeline": "inference.timeline",
     "timeline_plot": "inference.timeline_plot",

@@ -93,7 +93,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(media):
-    command = [sys.executable, "-m", "modeling_avcpnet.inference.predict", "demo", "--model", media["folder"], "--no_examples",
+    command = [sys.executable, "-m", "modeling_avcpnet.apps.cli", "demo", "--model", media["folder"], "--no_examples",
                "--max_upload_mb", str(UPLOAD_LIMIT_MB), "--threads", "1"]
     app = Server(command, media["root"] / "uploads", media["root"] / "server.log")
     yield app
@@ -263,7 +263,7 @@ def test_analysis_refuses_files_over_the_limits_and_non_media(media, tmp_path):
 
 
 def test_demo_command_is_local_and_private_by_default():
-    from modeling_avcpnet.inference.predict import build_parser
+    from modeling_avcpnet.apps.cli import build_parser
 
     args = build_parser().parse_args(["demo", "--model", "checkpoint"])
     assert (args.host, args.share, args.max_upload_mb, args.max_duration_s) == ("127.0.0.1", False, 50.0, 600.0)

@@ -267,32 +267,9 @@ def _interrupt(signum, frame):
 
 
 # --------------------------------------------------------------------------------------------------- command line
-def add_demo_arguments(parser) -> None:
-    """Arguments of `avcpnet demo` (added to the CLI's sub-command parser)."""
-    defaults = DemoSettings()
-    parser.add_argument("-m", "--model", required=True, help="checkpoint folder or Hub id (model + processor files)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
-    parser.add_argument("--max_upload_mb", "--max-upload-mb", type=float, default=defaults.max_upload_mb,
-                        help=f"largest upload in MB (default {defaults.max_upload_mb:g})")
-    parser.add_argument("--max_duration_s", "--max-duration-s", type=float, default=defaults.max_duration_s,
-                        help=f"longest clip in seconds (default {defaults.max_duration_s:g})")
-    parser.add_argument("--window", type=float, default=defaults.window, help="timeline window in seconds")
-    parser.add_argument("--stride", type=float, default=defaults.stride, help="timeline stride in seconds")
-    parser.add_argument("--timeline_min_seconds", "--timeline-min-seconds", type=float,
-                        default=defaults.timeline_min_seconds, help="clips at least this long get a timeline")
-    parser.add_argument("--no_examples", "--no-examples", action="store_true",
-                        help="do not generate and show the example clips")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (default: torch's choice); 1 is fastest on a busy shared machine")
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda (default: an accelerator if any)")
-
-
 def demo_command(args) -> int:
-    """`avcpnet demo`: load the checkpoint, build the app and serve it until interrupted."""
-    from ..inference.predict import load_pipeline
+    """`avcpnet demo` (arguments: `apps/cli.py`): load the checkpoint, build the app and serve it until interrupted."""
+    from ..inference.loading import load_pipeline
 
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s,
                             window=args.window, stride=args.stride, timeline_min_seconds=args.timeline_min_seconds)

@@ -254,7 +254,7 @@ def change_segments(timeline_centres: np.ndarray, track: np.ndarray, labels: lis
 def resolve_model(model_or_pipeline, processor=None):
     """`(model, processor)` from an `AVCPNetPipeline`, a model (with `processor`), or a checkpoint folder / Hub id."""
     if isinstance(model_or_pipeline, (str, os.PathLike)):
-        from .predict import load_pipeline
+        from .loading import load_pipeline
 
         try:
             model_or_pipeline = load_pipeline(os.fspath(model_or_pipeline))
@@ -383,32 +383,12 @@ __all__ = ["EmotionTimeline", "emotion_timeline", "plan_windows", "smooth_track"
 
 
 # --------------------------------------------------------------------------------------------------- command line
-def add_timeline_arguments(parser) -> None:
-    """Arguments of `avcpnet timeline` (added to the CLI's sub-command parser)."""
-    parser.add_argument("video", help="a video file (any length)")
-    parser.add_argument("-m", "--model", required=True, help="checkpoint folder or Hub id (model + processor files)")
-    parser.add_argument("-o", "--output_dir", "--output-dir",
-                        help="folder for timeline.csv/.json/.png/.svg (default: VIDEO's name + _timeline)")
-    parser.add_argument("--window", type=float, default=4.0, help="window length in seconds (default 4)")
-    parser.add_argument("--stride", type=float, default=1.0, help="step between windows in seconds (default 1)")
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=8, help="windows per model forward")
-    parser.add_argument("--smooth", type=int, default=3,
-                        help="windows in the centred moving average of the smoothed track and segments (default 3)")
-    parser.add_argument("--branches", action="store_true", help="also plot the visual and audio branches")
-    parser.add_argument("--no_plot", "--no-plot", action="store_true", help="write the CSV and JSON only")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: the decoder has its own threads, and on a busy 2-core machine "
-                             "one torch thread was 14x faster than two; 0: torch's choice)")
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda (default: an accelerator if any)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
 def timeline_command(args) -> int:
-    """`avcpnet timeline`: write the timeline files and print the segments and the speed."""
+    """`avcpnet timeline` (arguments: `apps/cli.py`): write the timeline files, print the segments and the speed."""
     import sys
     import warnings
 
-    from .predict import load_pipeline
+    from .loading import load_pipeline
     from ..processing_avcpnet import MissingAudioWarning
     from ..media_avcpnet import MediaError
 
