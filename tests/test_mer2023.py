@@ -490,6 +490,7 @@ def test_train_hf_trains_and_evaluates_a_mer2023_model(mer_tree, tmp_path):
     import json
 
     import train_hf
+    from modeling_avcpnet.training import format_results_table
 
     audio_path, vision_path = tiny_backbones(tmp_path, "vit")
     output_dir = tmp_path / "run"
@@ -513,7 +514,7 @@ def test_train_hf_trains_and_evaluates_a_mer2023_model(mer_tree, tmp_path):
     report = json.loads((output_dir / "eval_mer2023_metrics.json").read_text())
     assert report["num_samples"] == 4 and report["combined"] == pytest.approx(metrics["eval_combined"])
     assert np.array(json.loads((output_dir / "eval_confusion_matrix.json").read_text())["matrix"]).sum() == 4
-    assert "WF1 - 0.25 MSE" in train_hf.format_results_table(result["results"], "mer2023")
+    assert "WF1 - 0.25 MSE" in format_results_table(result["results"], "mer2023")
 
     # The saved folder is the trained system; its predictions reproduce the reported metric (sklearn's definitions).
     model = AutoModelForVideoClassification.from_pretrained(output_dir)
