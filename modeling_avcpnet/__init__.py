@@ -47,6 +47,7 @@ _LAZY_NAMES = {
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
     "pipeline_avcpnet": ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "save_for_pipeline"],
     "pipeline_mer2023": ["MER2023Pipeline"],
+    "prediction_avcpnet": ["ClipPredictions", "predict_clips"],
     "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor"],
     "inference.timeline": ["EmotionTimeline", "emotion_timeline"],
@@ -150,6 +151,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported thro
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
     from .pipeline_avcpnet import AVCPNetPipeline, AVCPNetVideoClassificationPipeline, save_for_pipeline
     from .pipeline_mer2023 import MER2023Pipeline
+    from .prediction_avcpnet import ClipPredictions, predict_clips
     from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
     from .inference.timeline import EmotionTimeline, emotion_timeline

@@ -21,7 +21,7 @@ Usage:
     python -m modeling_avcpnet.convert.resnet_weights --checkpoint microsoft-resnet-34/ --output_dir avcpnet-resnet34 \
         [--config config.json | --base_model avcpnet-swin3d_t]
 
-`--base_model` starts from an existing AV-CPNet checkpoint (e.g. the output of `convert_video_swin_weights`) and
+`--base_model` starts from an existing AV-CPNet checkpoint (e.g. the output of `video_swin_weights`) and
 replaces its audio encoder, so both branches can be initialised from pretrained weights. Writes an AV-CPNet
 checkpoint folder (safetensors, with the model code and an `auto_map`).
 """

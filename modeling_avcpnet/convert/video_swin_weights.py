@@ -22,7 +22,7 @@ Usage:
 
 writes an AV-CPNet checkpoint folder (safetensors) whose visual encoder holds the converted weights; the config's
 Swin fields must match the checkpoint (the default config is the paper's Swin-T = torchvision's swin3d_t).
-`--base_model` starts from an existing AV-CPNet folder (e.g. the output of `convert_resnet_weights`) instead of a
+`--base_model` starts from an existing AV-CPNet folder (e.g. the output of `resnet_weights`) instead of a
 fresh model, so that both branches can come from pretrained weights.
 """
 
@@ -283,7 +283,7 @@ def write_avcpnet_checkpoint(
     backbone_state_dict: dict[str, torch.Tensor], config, output_dir: str, base_model: str | None = None
 ):
     """Build `AVCPNetForVideoClassification(config)` (or load it from the AV-CPNet folder `base_model`, e.g. the
-    output of `convert_resnet_weights`), load the backbone weights strictly into its visual encoder and
+    output of `resnet_weights`), load the backbone weights strictly into its visual encoder and
     `save_pretrained(output_dir)`. The other branches keep their initialisation. Returns the model."""
     from ..modeling_avcpnet import AVCPNetForVideoClassification
 
