@@ -27,28 +27,19 @@ from typing import Any, Optional
 
 import transformers
 from transformers import set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
-from modeling_avcpnet.labels import POLARITIES
 from modeling_avcpnet.training import (
-    DataArguments,
     EPCETrainer,
-    ModelArguments,
     build_config_and_model,
     build_processor,
-    classification_heads,
-    classification_metrics,
-    compute_metrics_fn,
     dataset_label_maps,
     format_results_table,
     get_task,
     load_splits,
     parse_arguments,
 )
-from modeling_avcpnet.training.arguments import (
-    adapt_training_arguments,
-    as_float_mapping,
-)
+from modeling_avcpnet.training.arguments import adapt_training_arguments
 from modeling_avcpnet.training.metrics import strip_prefix
 
 logger = logging.getLogger("train_hf")
@@ -56,12 +47,6 @@ logger = logging.getLogger("train_hf")
 # Errors that mean "the run was asked something impossible", not "the code is broken": the datasets' data-folder
 # and label errors, argument errors, missing files and checkpoints, the Hub being unreachable or offline.
 USER_ERRORS = (ValueError, OSError, ConnectionError)
-
-# The library names tests, benchmarks and users import from here.
-__all__ = ["DataArguments", "EPCETrainer", "ModelArguments", "POLARITIES", "build_config_and_model",
-           "build_processor", "classification_heads", "classification_metrics", "compute_metrics_fn",
-           "dataset_label_maps", "format_results_table", "main", "parse_arguments"]
-_as_mapping = as_float_mapping
 
 
 def setup_logging(training_args) -> None:
@@ -84,20 +69,19 @@ def resolve_resume(training_args) -> Optional[str]:
 
 
 def last_complete_checkpoint(output_dir: str) -> Optional[str]:
-    """The newest `checkpoint-N` whose save finished: the Trainer writes `trainer_state.json` last, so a run killed
-    while saving leaves a folder without a readable one, which is skipped with a warning."""
-    steps = {}
-    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
-        match = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", name)
-        if match and os.path.isdir(os.path.join(output_dir, name)):
-            steps[int(match.group(1))] = os.path.join(output_dir, name)
-    for step in sorted(steps, reverse=True):
+    """The newest checkpoint of `output_dir` whose save finished: transformers' checkpoints by step number
+    (`sort_checkpoints`; only the names `get_last_checkpoint` takes, `checkpoint-N`), newest first, plus a completeness
+    check. The Trainer writes `trainer_state.json` last, so a run killed while saving leaves a folder without a
+    readable one; it is skipped with a warning."""
+    for checkpoint in reversed(sort_checkpoints(output_dir)) if os.path.isdir(output_dir) else []:
+        if not re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-\d+", os.path.basename(checkpoint)):
+            continue
         try:
-            with open(os.path.join(steps[step], "trainer_state.json")) as handle:
+            with open(os.path.join(checkpoint, "trainer_state.json")) as handle:
                 json.load(handle)
-            return steps[step]
+            return checkpoint
         except (OSError, ValueError) as error:
-            logger.warning("skipping %s: its save did not finish (%s)", steps[step], error)
+            logger.warning("skipping %s: its save did not finish (%s)", checkpoint, error)
     return None
 
 

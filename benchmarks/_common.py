@@ -1,6 +1,7 @@
-"""Helpers every benchmark shares: the repository on `sys.path`, resident-memory readings, clip writing and a list
-dataset. Import it first (`import _common`): a benchmark is run as a script from any directory
-(`python benchmarks/bench_x.py`), so its own folder is on `sys.path` and this module puts the repository there too.
+"""Helpers every benchmark shares: the repository on `sys.path`, resident-memory readings and clip writing. Import it
+first (`import _common`): a benchmark is run as a script from any directory (`python benchmarks/bench_x.py`), so its
+own folder is on `sys.path` and this module puts the repository there too. In-memory examples need no dataset
+class: a list is a map-style dataset for `Trainer` and `DataLoader`.
 """
 
 from __future__ import annotations
@@ -67,15 +68,3 @@ def write_clip_once(path, frames, fps: float, audio=None, sample_rate: int = 441
     os.replace(partial, path)
     return path
 
-
-class ListDataset:
-    """A map-style dataset over a list of examples (what `Trainer` and `DataLoader` need: len and getitem)."""
-
-    def __init__(self, examples):
-        self.examples = examples
-
-    def __len__(self):
-        return len(self.examples)
-
-    def __getitem__(self, index):
-        return self.examples[index]

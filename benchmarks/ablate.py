@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from _common import ListDataset  # the repository on sys.path
+import _common  # noqa: F401  (the repository on sys.path)
 
 from modeling_avcpnet.training import (  # noqa: E402
     EPCETrainer,
@@ -96,10 +96,10 @@ def run_variant(overrides, gammas, seed, train, test, id2label, label2polarity, 
             seed=seed, report_to="none", save_strategy="no", eval_strategy="no", logging_steps=10**6,
             disable_tqdm=True, remove_unused_columns=False, use_cpu=True, dataloader_num_workers=0,
         )
-        trainer = EPCETrainer(model=model, args=training_args, train_dataset=ListDataset(train),
+        trainer = EPCETrainer(model=model, args=training_args, train_dataset=train,
                                        compute_metrics=compute_metrics_fn(config.num_labels))
         trainer.train()
-        metrics = trainer.evaluate(ListDataset(test), metric_key_prefix="test")
+        metrics = trainer.evaluate(test, metric_key_prefix="test")
     return {key[5:]: value for key, value in metrics.items() if key.startswith("test_")}
 
 

@@ -41,7 +41,7 @@ def build_models(attn_implementation: str = "sdpa"):
     from torchvision.models.video import swin3d_t
 
     from modeling_avcpnet.configuration_avcpnet import AVCPNetConfig
-    from modeling_avcpnet.convert_video_swin_weights import convert_torchvision_state_dict
+    from modeling_avcpnet.convert.video_swin_weights import convert_torchvision_state_dict
     from modeling_avcpnet.modeling_video_swin import VideoSwinEncoder
 
     torch.manual_seed(0)

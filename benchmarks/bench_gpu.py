@@ -277,7 +277,7 @@ def main(argv=None) -> dict:
         say(f"{name:<34} {measured['clips_per_s']:8.1f} clips/s  {tflops:7.2f} TFLOP/s  "
             f"{100 * tflops / peaks[dtype]:5.1f} % of {dtype} peak  peak memory {measured['peak_gib']:.1f} GiB{extra}")
 
-    ready = _common.ListDataset([random_example(config, index) for index in range(args.batch * 4)])
+    ready = [random_example(config, index) for index in range(args.batch * 4)]  # a map-style dataset
     if "model" in parts:
         results["attention_kernels"] = attention_kernels(config, device, min(args.batch, 8))
         say(f"attention kernels in one bf16 training step: {results['attention_kernels']}")

@@ -147,7 +147,7 @@ def bench_speed(args) -> None:
 
 def bench_guard(args) -> None:
     """Agreement of each mode with float32 on real clips, with a trained checkpoint."""
-    from modeling_avcpnet.cli import find_videos
+    from modeling_avcpnet.inference.predict import find_videos
     from modeling_avcpnet.inference import load_for_inference, optimize_for_inference
     from modeling_avcpnet.pipeline_avcpnet import collate_model_inputs, preprocess_clip
 
@@ -176,7 +176,7 @@ def bench_distributed(args) -> None:
 
     python = sys.executable
     torchrun = os.path.join(os.path.dirname(python), "torchrun")
-    predict = ["-m", "modeling_avcpnet.cli", "predict", args.clips, "--model", args.distributed, "--quiet",
+    predict = ["-m", "modeling_avcpnet.apps.cli", "predict", args.clips, "--model", args.distributed, "--quiet",
                "--threads", "1", "--device", "cpu"]
     commands = {"1 process": [python, *predict],
                 "2 processes": [torchrun, "--nproc_per_node", "2", "--standalone", *predict]}

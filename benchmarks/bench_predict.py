@@ -73,7 +73,7 @@ SUMMARY = re.compile(r"(?P<labelled>\d+) labelled(?: \([^)]*\))?, (?P<failed>\d+
 
 def run_command(clips: str, checkpoint: str, workers: int, batch_size: int, threads: int) -> dict[str, float]:
     output = os.path.join(CACHE, f"predictions_w{workers}.csv")
-    command = [sys.executable, "-m", "modeling_avcpnet.cli", "predict", clips, "--model", checkpoint,
+    command = [sys.executable, "-m", "modeling_avcpnet.apps.cli", "predict", clips, "--model", checkpoint,
                "--output", output, "--overwrite", "--quiet", "--device", "cpu",
                "--batch_size", str(batch_size), "--num_workers", str(workers), "--threads", str(threads)]
     start = time.perf_counter()

@@ -89,8 +89,8 @@ def reset_peak_memory() -> None:
 def child(method: str, video: str, model: str, threads: int) -> dict:
     import torch
 
-    from modeling_avcpnet.cli import load_pipeline
-    from modeling_avcpnet.timeline import emotion_timeline, plan_windows, video_duration
+    from modeling_avcpnet.inference.loading import load_pipeline
+    from modeling_avcpnet.inference.timeline import emotion_timeline, plan_windows, video_duration
     from modeling_avcpnet.media_avcpnet import MediaReader
 
     torch.set_num_threads(threads)

@@ -14,7 +14,7 @@ export_to_parquet(sample, "exports/sample", name="sample")    # Parquet + card; 
 Command line: `python -m datasets_emotions.export NAME --output DIR [--data-dir ...] [--push-to-hub REPO]`.
 """
 
-from .common import DataDirError, LabelError, SkippedExamplesWarning
+from .builder_base import DataDirError, LabelError, SkippedExamplesWarning
 from .load import load_dataset, load_dataset_builder
 from .registry import BUILDERS
 from .transforms import with_processor

@@ -19,7 +19,7 @@ import datasets
 
 from modeling_avcpnet.labels import CAER_LABELS, CAER_POLARITY
 
-from .common import IMAGE_EXTENSIONS, SPLIT_ALIASES, VIDEO_EXTENSIONS, EmotionDatasetBuilder, EmotionDatasetConfig
+from .builder_base import IMAGE_EXTENSIONS, SPLIT_ALIASES, VIDEO_EXTENSIONS, EmotionDatasetBuilder, EmotionDatasetConfig
 
 
 @dataclasses.dataclass

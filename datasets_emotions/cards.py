@@ -17,7 +17,7 @@ from hub_cards import template
 from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
 from .emotions import CITATION as EMOTIONS_CITATION
-from .sample_media import CLASS_CUES
+from .sample_clips import CLASS_CUES
 
 ADJECTIVES = {  # the paper's table 2: emotion category -> adjectives used by the annotators (62 in all)
     "excitation": "Happy, Fun, Sexy, Joyful, Pleasant, Exciting, Adorable, Cheerful, Surprising, Interesting, "

@@ -39,7 +39,7 @@ import datasets
 
 from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
-from .common import SPLIT_ALIASES, LabelError
+from .builder_base import SPLIT_ALIASES, LabelError
 from .split_lists import SplitListBuilder, SplitListConfig
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Optional, Union
 import datasets
 from datasets import DownloadMode, VerificationMode
 
-from .common import SKIPPED_NOTE, SkippedExamplesWarning, builder_hash
+from .builder_base import SKIPPED_NOTE, SkippedExamplesWarning, builder_hash
 from .registry import BUILDERS, get_builder_class
 
 
@@ -19,7 +19,7 @@ def load_dataset_builder(name: str, config_name: Optional[str] = None, data_dir:
 
     Unknown dataset or config names raise a ``ValueError`` listing the valid ones. The hash ties the cache folder
     to the package version, the builder's source and the contents of ``data_dir``
-    (see ``common.builder_hash``).
+    (see ``builder_base.builder_hash``).
     """
     builder_cls = get_builder_class(name)
     if config_name is not None and builder_cls.BUILDER_CONFIGS:

@@ -32,7 +32,7 @@ from modeling_avcpnet.labels import (
     MELD_SENTIMENT_POLARITY,
 )
 
-from .common import EmotionDatasetBuilder, EmotionDatasetConfig, LabelError, normalise_label
+from .builder_base import EmotionDatasetBuilder, EmotionDatasetConfig, LabelError, normalise_label
 SPLITS = {  # split: (csv, clip folder)
     "train": ("train_sent_emo.csv", "train_splits"),
     "validation": ("dev_sent_emo.csv", "dev_splits_complete"),

@@ -23,7 +23,7 @@ import datasets
 
 from modeling_avcpnet.labels import MER2023_LABELS, MER2023_POLARITY
 
-from .common import SPLIT_ALIASES, DirectoryIndex, EmotionDatasetBuilder, EmotionDatasetConfig
+from .builder_base import SPLIT_ALIASES, DirectoryIndex, EmotionDatasetBuilder, EmotionDatasetConfig
 
 LABEL_FILE_SUFFIX = "-label.csv"
 REQUIRED_COLUMNS = ("name", "discrete", "valence")

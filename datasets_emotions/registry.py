@@ -1,7 +1,7 @@
 """Name -> builder registry behind ``datasets_emotions.load_dataset``.
 
 Entries are ``"module:Class"`` strings imported on first use, so adding a dataset is a one-line edit here (its
-builder module lives next to this file and subclasses ``common.EmotionDatasetBuilder``).
+builder module lives next to this file and subclasses ``builder_base.EmotionDatasetBuilder``).
 """
 
 BUILDERS = {

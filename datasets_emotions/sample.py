@@ -1,7 +1,7 @@
 """``sample``: a generated, deterministic set of small mp4 clips for the 6 eMotions classes.
 
 Each class is a (visual cue, audio cue) pair, so a fused model must beat either single modality; see
-``sample_media`` for the design and ``hub_cards/sample_dataset_card.md`` for the card. The clips are generated on
+``sample_clips`` for the design and ``hub_cards/sample_dataset_card.md`` for the card. The clips are generated on
 first use (a few seconds) under ``<cache_dir>/datasets_emotions_media/`` and are never committed.
 """
 
@@ -15,8 +15,8 @@ import datasets
 
 from modeling_avcpnet.labels import EMOTIONS_LABELS, EMOTIONS_POLARITY
 
-from .common import EmotionDatasetBuilder, EmotionDatasetConfig, SkippedExamplesWarning, media_problem
-from .sample_media import plan_split, write_sample_clip
+from .builder_base import EmotionDatasetBuilder, EmotionDatasetConfig, SkippedExamplesWarning, media_problem
+from .sample_clips import plan_split, write_sample_clip
 
 SPLITS = {"train": datasets.Split.TRAIN, "validation": datasets.Split.VALIDATION, "test": datasets.Split.TEST}
 
@@ -46,7 +46,7 @@ class SampleBuilder(EmotionDatasetBuilder):
     LABELS = tuple(EMOTIONS_LABELS)
     DEFAULT_POLARITY = EMOTIONS_POLARITY
     NEEDS_DATA_DIR = False
-    EXTRA_HASH_MODULES = ("datasets_emotions.sample_media", "datasets_emotions.synthetic_media")
+    EXTRA_HASH_MODULES = ("datasets_emotions.sample_clips", "datasets_emotions.synthetic_media")
     LAYOUT = "(generated: no data_dir)"
 
     def _info(self):

@@ -30,7 +30,7 @@ import json
 import os
 from typing import NamedTuple, Optional
 
-from .common import (
+from .builder_base import (
     DirectoryIndex,
     EmotionDatasetBuilder,
     EmotionDatasetConfig,

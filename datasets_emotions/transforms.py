@@ -36,7 +36,7 @@ class BatchTransform:
 
     ``skip_bad_files=True``: a clip that cannot be decoded does not raise; its row stays in the output (so that a
     dataset's rows keep their positions) with zero model inputs and its error message in ``decode_error`` (empty
-    for good rows); ``modeling_avcpnet.training.clip_data.collate_skipping_bad_clips`` then leaves such rows out of
+    for good rows); ``modeling_avcpnet.training.dataloader.collate_skipping_bad_clips`` then leaves such rows out of
     the batch.
 
     Called with ``example_keys`` (one ``(epoch, index)`` per row) and ``seed``, each training example draws its

@@ -8,13 +8,19 @@ light. The first time a config, model, processor or pipeline name is taken from 
 with the Auto classes and the ``audio-visual-emotion-classification`` pipeline task (see ``registration.py``;
 ``modeling_avcpnet.register_auto_classes()`` does it explicitly).
 
-The model files use relative imports only, so that they also work when copied into a Hub repository and loaded with
-``trust_remote_code``.
+The files at the top of the package are the ones a saved model's Hub repository gets (relative imports only, so that
+they also work when copied and loaded with ``trust_remote_code``), plus this file and ``registration.py``; the
+library and the applications are subpackages (``training``, ``inference``, ``apps``, ``convert``, ``mer2023``).
+Modules that used to sit at the top keep their old import paths (``modeling_avcpnet.cli``,
+``modeling_avcpnet.timeline``, ...: see ``MOVED_MODULES``): importing one gives the module at its new place, and
+``python -m`` with an old path runs it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .labels import EMOTIONS_LABELS, EMOTIONS_POLARITY, MER2023_LABELS, POLARITIES
@@ -24,13 +30,13 @@ from .registration import register_auto_classes
 _LAZY_NAMES = {
     "configuration_avcpnet": ["AVCPNetConfig"],
     "configuration_mer2023": ["MER2023Config"],
-    "decision_fusion_mer2023": ["MER2023DecisionFusion"],
+    "mer2023.decision_fusion": ["MER2023DecisionFusion"],
     "feature_extraction_avcpnet": ["AVCPNetFeatureExtractor"],
     "feature_extraction_mer2023": ["MER2023DeepFeatureExtractor"],
     "loss_avcpnet": ["EPCELoss", "compute_multitask_loss", "ep_ce_loss"],
     "media_avcpnet": ["FrameFolderReader", "MediaError", "MediaReader", "MissingAudioWarning", "VIDEO_EXTENSIONS",
                       "VideoDecodingError", "load_audio", "probe_media"],
-    "metrics_mer2023": ["compute_mer2023_metrics", "mer2023_metrics"],
+    "mer2023.metrics": ["compute_mer2023_metrics", "mer2023_metrics"],
     "modeling_avcpnet": [
         "AVCPNetForVideoClassification",
         "AVCPNetModel",
@@ -41,9 +47,10 @@ _LAZY_NAMES = {
     "modeling_mer2023": ["MER2023ForEmotionValence", "MER2023Model"],
     "pipeline_avcpnet": ["AVCPNetPipeline", "AVCPNetVideoClassificationPipeline", "save_for_pipeline"],
     "pipeline_mer2023": ["MER2023Pipeline"],
+    "prediction_avcpnet": ["ClipPredictions", "predict_clips"],
     "processing_mer2023": ["MER2023Processor"],
     "processing_avcpnet": ["AVCPNetProcessor"],
-    "timeline": ["EmotionTimeline", "emotion_timeline"],
+    "inference.timeline": ["EmotionTimeline", "emotion_timeline"],
     "video_processing_avcpnet": ["AVCPNetVideoProcessor"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY_NAMES.items() for name in names}
@@ -68,10 +75,59 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
+# Old path (a module that sat at the top of the package) -> where the module lives now.
+MOVED_MODULES = {
+    "cli": "apps.cli",
+    "demo": "apps.demo",
+    "timeline": "inference.timeline",
+    "timeline_plot": "inference.timeline_plot",
+    "convert_video_swin_weights": "convert.video_swin_weights",
+    "convert_resnet_weights": "convert.resnet_weights",
+    "face_crop_mer2023": "mer2023.face_crop",
+    "augmentation_mer2023": "mer2023.augmentation",
+    "decision_fusion_mer2023": "mer2023.decision_fusion",
+    "metrics_mer2023": "mer2023.metrics",
+}
+
+
+class _MovedModules:
+    """Import finder and loader of the old paths in `MOVED_MODULES`: `import modeling_avcpnet.cli` gives the module
+    at its new place (one module object under both names), and `python -m modeling_avcpnet.cli` runs it."""
+
+    def __init__(self):
+        self._specs = {}  # old name -> the moved module's own spec (the import system overwrites `__spec__`)
+
+    @staticmethod
+    def _new_name(fullname: str) -> str | None:
+        package, _, name = fullname.rpartition(".")
+        return f"{__name__}.{MOVED_MODULES[name]}" if package == __name__ and name in MOVED_MODULES else None
+
+    def find_spec(self, fullname, path=None, target=None):
+        new_name = self._new_name(fullname)
+        return None if new_name is None else importlib.machinery.ModuleSpec(fullname, self, origin=new_name)
+
+    def create_module(self, spec):
+        module = importlib.import_module(spec.origin)
+        self._specs[spec.name] = module.__spec__
+        return module
+
+    def exec_module(self, module) -> None:
+        module.__spec__ = self._specs.pop(module.__spec__.name)  # the module keeps its own name and spec
+
+    def get_code(self, fullname):
+        """What `python -m OLD_PATH` runs (runpy asks the loader for code): the module at its new place."""
+        return compile(f"import runpy\nrunpy.run_module({self._new_name(fullname)!r}, run_name='__main__', "
+                       "alter_sys=True)\n", f"<{fullname}>", "exec")
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())  # first: an old path is never found as a stale file of another checkout
+
+
 if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported through the lazy __all__)
     from .configuration_avcpnet import AVCPNetConfig
     from .configuration_mer2023 import MER2023Config
-    from .decision_fusion_mer2023 import MER2023DecisionFusion
+    from .mer2023.decision_fusion import MER2023DecisionFusion
     from .feature_extraction_avcpnet import AVCPNetFeatureExtractor
     from .feature_extraction_mer2023 import MER2023DeepFeatureExtractor
     from .loss_avcpnet import EPCELoss, compute_multitask_loss, ep_ce_loss
@@ -84,7 +140,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported thro
         load_audio,
         probe_media,
     )
-    from .metrics_mer2023 import compute_mer2023_metrics, mer2023_metrics
+    from .mer2023.metrics import compute_mer2023_metrics, mer2023_metrics
     from .modeling_avcpnet import (
         AVCPNetForVideoClassification,
         AVCPNetModel,
@@ -95,7 +151,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names (exported thro
     from .modeling_mer2023 import MER2023ForEmotionValence, MER2023Model
     from .pipeline_avcpnet import AVCPNetPipeline, AVCPNetVideoClassificationPipeline, save_for_pipeline
     from .pipeline_mer2023 import MER2023Pipeline
+    from .prediction_avcpnet import ClipPredictions, predict_clips
     from .processing_mer2023 import MER2023Processor
     from .processing_avcpnet import AVCPNetProcessor, MissingAudioWarning
-    from .timeline import EmotionTimeline, emotion_timeline
+    from .inference.timeline import EmotionTimeline, emotion_timeline
     from .video_processing_avcpnet import AVCPNetVideoProcessor

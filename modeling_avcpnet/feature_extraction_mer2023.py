@@ -102,8 +102,8 @@ class MER2023DeepFeatureExtractor:
             An empty audio value means "read the audio track of the video".
         device: where the backbones run (default: where they are).
         face_cropper: a callable `(T, H, W, 3) uint8 -> (T, h, w, 3) uint8` applied to each clip's frames before
-            the vision backbone, e.g. `face_crop_mer2023.FaceCropper()` (the paper's OpenFace crop stage, offline;
-            see that module); None feeds the full frames.
+            the vision backbone, e.g. `modeling_avcpnet.mer2023.face_crop.FaceCropper()` (the paper's OpenFace crop
+            stage, offline; see that module); None feeds the full frames.
 
     Example:
 

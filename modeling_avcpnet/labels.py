@@ -9,13 +9,13 @@ is a default that a dataset builder (``label2polarity={...}``) or a model config
 choice, the source is given:
 
 =============  ======================================================================================================
-eMotions       the paper's map (REFERENCE 1): excitation, relaxation positive; neutral neutral; the rest negative.
+eMotions       the paper's map (arXiv 2311.17335): excitation, relaxation positive; neutral neutral; the rest negative.
 CAER           neutral is a class; surprise neutral (not stated in the paper; surprise has no fixed valence).
-MELD emotion   REFERENCE 1: joy positive, neutral neutral, sadness/anger/fear/disgust negative; surprise is ambiguous
+MELD emotion   joy positive, neutral neutral, sadness/anger/fear/disgust negative; surprise is ambiguous
                in MELD, neutral by default (MELD's own sentiment labels split it both ways).
 MELD sentiment the sentiment itself.
 MER 2023       neutral is a class; surprise neutral (as CAER and MELD).
-Ekman-6        NO class is neutral: table 9's note says gamma_neu "doesn't function on Ekman6" (issue 14.4), so
+Ekman-6        NO class is neutral: the paper's table 9 note says gamma_neu "doesn't function on Ekman6", so
                surprise is positive: the paper names no side, so this follows the grouping commonly used to binarise
                Plutchik's eight emotions (joy, trust, anticipation, surprise positive). Override for the other reading.
 VideoEmotion-8 no neutral class either; surprise positive for the same reasons and so that one label has one
@@ -25,7 +25,7 @@ VideoEmotion-8 no neutral class either; surprise positive for the same reasons a
 
 POLARITIES = ("positive", "neutral", "negative")
 
-# eMotions (paper section 3 / REFERENCE 1): the official index order; the release renames "Sad" to "Sadness".
+# eMotions (the paper's section 3): the official index order; the release renames "Sad" to "Sadness".
 EMOTIONS_LABELS = ["excitation", "fear", "neutral", "relaxation", "sadness", "tension"]
 EMOTIONS_POLARITY = {
     "excitation": "positive",
@@ -36,24 +36,24 @@ EMOTIONS_POLARITY = {
     "tension": "negative",
 }
 
-# MER 2023 (challenge labels, REFERENCE 4).
+# MER 2023 (the challenge's labels, Lian et al. 2023).
 MER2023_LABELS = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 MER2023_POLARITY = {"neutral": "neutral", "angry": "negative", "happy": "positive", "sad": "negative",
                     "worried": "negative", "surprise": "neutral"}
 
-# CAER (REFERENCE 2): 7 classes.
+# CAER (Lee et al., ICCV 2019): 7 classes.
 CAER_LABELS = ["anger", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 CAER_POLARITY = {"anger": "negative", "disgust": "negative", "fear": "negative", "happy": "positive",
                  "neutral": "neutral", "sad": "negative", "surprise": "neutral"}
 
-# MELD (REFERENCE 2): emotion and sentiment targets.
+# MELD (Poria et al., ACL 2019): emotion and sentiment targets.
 MELD_EMOTION_LABELS = ["neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust"]
 MELD_SENTIMENT_LABELS = ["positive", "neutral", "negative"]
 MELD_EMOTION_POLARITY = {"neutral": "neutral", "joy": "positive", "sadness": "negative", "anger": "negative",
                          "surprise": "neutral", "fear": "negative", "disgust": "negative"}
 MELD_SENTIMENT_POLARITY = {label: label for label in MELD_SENTIMENT_LABELS}
 
-# Ekman-6 and VideoEmotion-8 (REFERENCE 2).
+# Ekman-6 (Xu et al., 2018) and VideoEmotion-8 (Jiang et al., AAAI 2014).
 EKMAN6_LABELS = ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
 EKMAN6_POLARITY = {"anger": "negative", "disgust": "negative", "fear": "negative", "joy": "positive",
                    "sadness": "negative", "surprise": "positive"}  # no neutral class: table 9's note

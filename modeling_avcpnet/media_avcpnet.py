@@ -22,7 +22,7 @@ Bad media raises `MediaError` (`VideoDecodingError` is the same class under its 
 message names the file and the problem. This module imports only numpy at import time (PyAV when first used, Pillow
 for frame folders), so dataset preparation can probe files without loading torch or transformers.
 
-Why one file of ~650 lines: it is the single media layer (one error type, one reader) and it travels into Hub
+Why one file of ~700 lines: it is the single media layer (one error type, one reader) and it travels into Hub
 repos as one file, next to the processors that import it.
 """
 

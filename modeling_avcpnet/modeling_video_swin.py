@@ -3,7 +3,7 @@
 transformers has no Video Swin, so this file implements it in the style of the library's model files
 (`models/swin/modeling_swin.py`). It is numerically interchangeable with torchvision's `SwinTransformer3d` and the
 official Video-Swin code: same shifted-window masks, relative position bias, padding, patch merging and window
-shrinking, so their checkpoints load through `convert_video_swin_weights.py`.
+shrinking, so their checkpoints load through `convert/video_swin_weights.py`.
 
 Layout: features are kept channels-last, `(batch, time, height, width, channels)`, from the patch embedding to the
 final LayerNorm. Window attention runs on `(batch, num_windows, window_volume, channels)`.

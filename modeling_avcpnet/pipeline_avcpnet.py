@@ -45,7 +45,6 @@ This file is copied into checkpoint folders: it may import only torch, transform
 
 from __future__ import annotations
 
-import inspect
 import io
 import os
 import types
@@ -58,9 +57,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
-from .configuration_avcpnet import POLARITIES
 from .hub_repo_avcpnet import PROCESSOR_FILES, has_processor
 from .media_avcpnet import is_media_error
+from .prediction_avcpnet import clip_result, predict_clips
 
 TASK = "audio-visual-emotion-classification"
 VIDEO_TASK = "video-classification"
@@ -130,10 +129,7 @@ def preprocess_clip(processor, inputs, **video_kwargs) -> dict[str, Any]:
 
 class _OneResultPerInput:
     """What both pipelines share: the processor turns each input into model inputs, or into an error entry when its
-    media cannot be decoded; batches mix both (the model runs on the good rows only)."""
-
-    # model output fields returned per clip (padded with NaN for inputs that failed); MER 2023 adds `valence`
-    per_clip_outputs = ("logits",)
+    media cannot be decoded; batches mix both (`predict_clips` runs the model on the good rows only)."""
 
     _load_processor = None  # loaded when present; __init__ then says clearly what is missing
     _load_image_processor = False
@@ -156,31 +152,30 @@ class _OneResultPerInput:
         return {**features, "errors": [None]}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
-        """`logits` `(batch, num_labels)` (NaN for inputs that failed; likewise every field of `per_clip_outputs`),
-        `audio_mask` `(batch,)`, `errors`."""
-        dtype = self.model.dtype
-        tensors = {key: value.to(dtype) if value.is_floating_point() else value
-                   for key, value in model_inputs.items() if key in self._forward_input_names}
+        """Per input: `logits` and `probabilities` `(batch, num_labels)`, `polarity_probabilities` `(batch, 3)`,
+        `valence` `(batch,)` for MER 2023 models (NaN for inputs that failed), `audio_mask` `(batch,)`, `errors`."""
         errors = model_inputs.get("errors")
-        if errors is None:  # inputs made by `preprocess_clip` directly (e.g. `avcpnet predict`)
+        if errors is None:  # inputs made by `preprocess_clip` directly
             errors = [None] * len(next(value for value in model_inputs.values() if isinstance(value, torch.Tensor)))
         good = [position for position, error in enumerate(errors) if error is None]
-        num_labels = self.model.config.num_labels
         if not good:
-            return {**{name: torch.full((len(errors), num_labels) if name == "logits" else (len(errors),),
-                                        float("nan")) for name in self.per_clip_outputs},
+            def nan(width: int) -> torch.Tensor:
+                return torch.full((len(errors), width), float("nan"))
+
+            num_labels = self.model.config.num_labels
+            return {"logits": nan(num_labels), "probabilities": nan(num_labels), "polarity_probabilities": nan(3),
                     "audio_mask": torch.zeros(len(errors), dtype=torch.bool), "errors": errors}
-        outputs = self.model(**tensors)
+        predictions = predict_clips(self.model, model_inputs)
+        outputs = {"logits": predictions.logits, "probabilities": predictions.probabilities,
+                   "polarity_probabilities": predictions.polarity_probabilities}
+        if predictions.valence is not None:
+            outputs["valence"] = predictions.valence
         padded = {}
-        for name in self.per_clip_outputs:
-            value = outputs[name].reshape(len(good), -1) if name != "logits" else outputs[name]
-            full = value.new_full((len(errors), *value.shape[1:]), float("nan"))
-            full[good] = value
-            padded[name] = full if name == "logits" else full.reshape(len(errors))
-        audio_mask = torch.zeros(len(errors), dtype=torch.bool, device=outputs.logits.device)
-        # processors of models without a separate audio branch (MER 2023) give no mask: every clip has its sound
-        given = model_inputs.get("audio_mask")
-        audio_mask[good] = given.to(audio_mask.device).bool() if given is not None else True
+        for name, value in outputs.items():
+            padded[name] = value.new_full((len(errors), *value.shape[1:]), float("nan"))
+            padded[name][good] = value
+        audio_mask = torch.zeros(len(errors), dtype=torch.bool)
+        audio_mask[good] = predictions.has_audio
         return {**padded, "audio_mask": audio_mask, "errors": errors}
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
@@ -233,7 +228,6 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     def __init__(self, model, processor=None, **kwargs):
         require_processor(model, processor)
         super().__init__(model=model, processor=processor, **kwargs)
-        self._forward_input_names = set(inspect.signature(self.model.forward).parameters)
 
     def _sanitize_parameters(self, top_k=None, on_error=None, **kwargs):
         if kwargs:
@@ -250,25 +244,8 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
         if error is not None:
             return {"label": None, "score": None, "labels": [], "polarity": None, "polarity_score": None,
                     "polarity_scores": None, "has_audio": None, "error": error}
-        config = self.model.config
-        probabilities = model_outputs["logits"][0].float().softmax(-1)
-        polarity_scores = torch.zeros(len(POLARITIES)).index_add_(
-            0, torch.tensor(self.model.config.polarity_ids), probabilities.cpu()
-        )
-        top_k = min(top_k, probabilities.numel())
-        scores, ids = probabilities.topk(top_k)
-        labels = [{"label": config.id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
-        polarity_id = int(polarity_scores.argmax())
-        return {
-            "label": labels[0]["label"],
-            "score": labels[0]["score"],
-            "labels": labels,
-            "polarity": POLARITIES[polarity_id],
-            "polarity_score": float(polarity_scores[polarity_id]),
-            "polarity_scores": dict(zip(POLARITIES, polarity_scores.tolist())),
-            "has_audio": bool(model_outputs["audio_mask"].reshape(-1)[0]),
-            "error": None,
-        }
+        return clip_result(model_outputs["probabilities"][0], model_outputs["polarity_probabilities"][0],
+                           bool(model_outputs["audio_mask"].reshape(-1)[0]), self.model.config.id2label, top_k)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any):
         """Save the model (a complete Hub repo: its `config.json` names this pipeline's tasks in `custom_pipelines`
@@ -289,7 +266,6 @@ class AVCPNetVideoClassificationPipeline(_OneResultPerInput, VideoClassification
         # Not VideoClassificationPipeline.__init__: it wants an image or video processor and a model type from
         # transformers' own mapping; this pipeline runs the AV-CPNet processor.
         Pipeline.__init__(self, model=model, processor=processor, **kwargs)
-        self._forward_input_names = set(inspect.signature(self.model.forward).parameters)
 
     def _sanitize_parameters(self, top_k=None, num_frames=None, frame_sampling_rate=None, function_to_apply=None,
                              on_error=None):

@@ -23,7 +23,6 @@ class MER2023Pipeline(AVCPNetPipeline):
     scale, negative to positive). The processor is the folder's [`MER2023Processor`] (deep features of the saved
     backbones); polarity comes from `config.label2polarity`, else the MER 2023 map."""
 
-    per_clip_outputs = ("logits", "valence")
     video_classification_class = None  # transformers' `video-classification` task has no valence: not offered
 
     def __init__(self, model, processor=None, **kwargs):

@@ -1,10 +1,11 @@
-"""The one place where the package's model types meet transformers' Auto classes and pipeline registry.
+"""The one place where the package's model types meet transformers' Auto classes; it also imports
+`pipeline_avcpnet.py`, which registers the pipeline task itself (so that its copies in Hub repos do too).
 
 `register_auto_classes()` is idempotent. The package's lazy ``__init__`` calls it the first time a model, config or
-processor class is taken from ``modeling_avcpnet``; the CLI and the training recipe call it directly. Once it ran,
-``AutoConfig``/``AutoModel``/``AutoProcessor``/... resolve the ``avcpnet`` and ``mer2023`` model types without
-``trust_remote_code``, ``pipeline("audio-visual-emotion-classification")`` is a known task, and ``save_pretrained``
-writes ``auto_map`` entries (and copies the model files) so that saved folders also load with
+processor class is taken from ``modeling_avcpnet``; ``inference.loading`` and ``training.model_setup`` call it.
+Once it ran, ``AutoConfig``/``AutoModel``/``AutoProcessor``/... resolve the ``avcpnet`` and ``mer2023`` model types
+without ``trust_remote_code``, ``pipeline("audio-visual-emotion-classification")`` is a known task, and
+``save_pretrained`` writes ``auto_map`` entries (and copies the model files) so that saved folders also load with
 ``trust_remote_code=True`` where the package is not installed.
 """
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
-from modeling_avcpnet import AVCPNetConfig, cli
+from modeling_avcpnet import AVCPNetConfig
+from modeling_avcpnet.apps import cli
+from modeling_avcpnet.inference import predict, result_files
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 from modeling_avcpnet.pipeline_avcpnet import AVCPNetPipeline, save_for_pipeline
 from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
@@ -94,7 +96,7 @@ def test_folder_with_good_silent_and_corrupt_clips(setup, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_csv(output)
-    assert list(rows[0]) == cli.output_columns(setup["labels"])
+    assert list(rows[0]) == result_files.output_columns(setup["labels"])
     check_rows(rows, setup)
     summary = done.stdout.strip().splitlines()[-1]
     assert ("7 files, 5 labelled (1 without audio, 1 with a warning: see the warning column), 2 unreadable"
@@ -126,15 +128,15 @@ def test_resume_skips_finished_files(setup, tmp_path, monkeypatch):
     finished = [row["path"] for row in read_csv(tmp_path / "predictions.csv")[:3]]
 
     decoded = []
-    original = cli.ClipDataset.__getitem__
+    original = predict.ClipDataset.__getitem__
 
     def counting_getitem(self, index):
         decoded.append(self.paths[index])
         return original(self, index)
 
-    monkeypatch.setattr(cli.ClipDataset, "__getitem__", counting_getitem)
+    monkeypatch.setattr(predict.ClipDataset, "__getitem__", counting_getitem)
     assert cli.main(argv) == 0
-    assert sorted(decoded) == sorted(set(cli.find_videos([setup["videos"]])[0]) - set(finished))
+    assert sorted(decoded) == sorted(set(predict.find_videos([setup["videos"]])[0]) - set(finished))
     assert output.read_text() == complete  # same rows, same order, the cut row rewritten once
 
     decoded.clear()
@@ -168,7 +170,7 @@ def test_exit_codes_and_missing_processor(setup, tmp_path):
 
 
 def test_find_videos_files_folders_and_patterns(setup, tmp_path):
-    paths, warnings = cli.find_videos([setup["good"][0], setup["videos"], os.path.join(setup["videos"], "*.txt"),
+    paths, warnings = predict.find_videos([setup["good"][0], setup["videos"], os.path.join(setup["videos"], "*.txt"),
                                        str(tmp_path / "missing.mp4"), str(tmp_path / "none_*.mp4")])
     assert paths[0] == os.path.abspath(setup["good"][0])  # given order, no duplicates
     assert len(paths) == len(set(paths)) == 7 + 2  # the 7 videos, notes.txt (matched explicitly), missing.mp4
@@ -198,7 +200,7 @@ def read_csv_text(text):
 
 
 def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
-    """`torchrun --nproc_per_node 2 -m modeling_avcpnet.cli predict`: each process labels half of the files into
+    """`torchrun --nproc_per_node 2 -m modeling_avcpnet.apps.cli predict`: each process labels half of the files into
     its part (one part already holds a row, as if a first run was interrupted), rank 0 merges: one row per file."""
     single = tmp_path / "single.csv"
     assert cli.main(["predict", setup["videos"], "--model", setup["checkpoint"], "--output", str(single),
@@ -207,13 +209,13 @@ def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
 
     output = tmp_path / "merged.csv"
     interrupted = read_csv(single)[2]  # a previous run's part: this file must not be labelled again
-    with open(cli.part_path(str(output), 1), "w", newline="") as handle:
+    with open(result_files.part_path(str(output), 1), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(interrupted), lineterminator="\n")
         writer.writeheader()
         writer.writerow(interrupted)
-        handle.write(cli.output_columns(setup["labels"])[0][:2])  # and half a row, cut by the interruption
+        handle.write(result_files.output_columns(setup["labels"])[0][:2])  # and half a row, cut by the interruption
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    command = [torchrun, "--nproc_per_node", "2", "--standalone", "-m", "modeling_avcpnet.cli", "predict",
+    command = [torchrun, "--nproc_per_node", "2", "--standalone", "-m", "modeling_avcpnet.apps.cli", "predict",
                setup["videos"], "--model", setup["checkpoint"], "--output", str(output), "--quiet",
                "--batch_size", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,
@@ -227,6 +229,6 @@ def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
                 assert float(value or 0) == pytest.approx(float(expected[row["path"]][key] or 0), abs=2e-4)
             else:
                 assert value == expected[row["path"]][key], key
-    assert not cli.existing_parts(str(output))  # parts merged away
+    assert not result_files.existing_parts(str(output))  # parts merged away
     assert done.stdout.count("avcpnet predict:") == 1  # rank 0 reports for all
     assert "7 files, 4 labelled" in done.stdout and "1 already in the output (skipped)" in done.stdout

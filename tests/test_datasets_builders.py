@@ -269,7 +269,7 @@ def test_cache_hash_follows_builder_source_version_and_data(tmp_path, monkeypatc
     import importlib
     import sys
 
-    from datasets_emotions import common
+    from datasets_emotions import builder_base
 
     module_path = tmp_path / "edited_builder.py"
     module_path.write_text("from datasets_emotions.caer import CaerBuilder\n\nclass EditedBuilder(CaerBuilder):\n"
@@ -278,16 +278,16 @@ def test_cache_hash_follows_builder_source_version_and_data(tmp_path, monkeypatc
     module = importlib.import_module("edited_builder")
     data = tmp_path / "CAER"
     put(clip, data / "train" / "Happy" / "0001.avi")
-    first = common.builder_hash(module.EditedBuilder, str(data))
-    assert common.builder_hash(module.EditedBuilder, str(data)) == first  # stable
+    first = builder_base.builder_hash(module.EditedBuilder, str(data))
+    assert builder_base.builder_hash(module.EditedBuilder, str(data)) == first  # stable
     module_path.write_text(module_path.read_text() + "    LABEL_ALIASES = {'angry': 'anger', 'mad': 'anger'}\n")
     importlib.reload(module)
-    edited = common.builder_hash(module.EditedBuilder, str(data))
+    edited = builder_base.builder_hash(module.EditedBuilder, str(data))
     assert edited != first
     put(clip, data / "train" / "Happy" / "0002.avi")  # new clip in a second-level folder
-    assert common.builder_hash(module.EditedBuilder, str(data)) != edited
-    monkeypatch.setattr(common, "package_version", lambda: "99.0")
-    assert common.builder_hash(module.EditedBuilder, str(data)) not in (first, edited)
+    assert builder_base.builder_hash(module.EditedBuilder, str(data)) != edited
+    monkeypatch.setattr(builder_base, "package_version", lambda: "99.0")
+    assert builder_base.builder_hash(module.EditedBuilder, str(data)) not in (first, edited)
     sys.modules.pop("edited_builder", None)
     # the hash is the cache folder: a new clip gives a new, complete dataset instead of the stale one
     before = load_dataset("caer", data_dir=str(data), cache_dir=str(tmp_path / "c"))

@@ -296,7 +296,7 @@ def test_sample_damaged_cached_clip_is_generated_again(tmp_path):
     truncated_copy(first[3]["video"], damaged, keep_fraction=0.3)
     with pytest.warns(SkippedExamplesWarning, match=r"1 damaged clip\(s\) in the media cache were removed"):
         again = load_dataset("sample", split="train", cache_dir=cache, download_mode="force_redownload", **small)
-    from datasets_emotions.common import media_problem
+    from datasets_emotions.builder_base import media_problem
 
     assert again.num_rows == 6 and media_problem(damaged) is None
     with pytest.warns(SkippedExamplesWarning, match="when this cached copy was prepared"):

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from datasets_emotions import load_dataset, with_processor
-from datasets_emotions.sample_media import CLASS_CUES, plan_split, write_sample_clip
+from datasets_emotions.sample_clips import CLASS_CUES, plan_split, write_sample_clip
 from modeling_avcpnet.configuration_avcpnet import EMOTIONS_LABELS, AVCPNetConfig
 from modeling_avcpnet.processing_avcpnet import AVCPNetProcessor
 

@@ -17,9 +17,9 @@ import httpx
 import numpy as np
 import pytest
 
-from datasets_emotions.sample_media import plan_split, render_audio, render_frames, write_sample_clip
+from datasets_emotions.sample_clips import plan_split, render_audio, render_frames, write_sample_clip
 from datasets_emotions.synthetic_media import write_clip
-from modeling_avcpnet.demo import DemoInputError, DemoSettings, EmotionAnalyser
+from modeling_avcpnet.apps.demo import DemoInputError, DemoSettings, EmotionAnalyser
 from modeling_avcpnet.labels import EMOTIONS_LABELS
 from modeling_avcpnet.pipeline_avcpnet import TASK, AVCPNetPipeline
 
@@ -93,7 +93,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(media):
-    command = [sys.executable, "-m", "modeling_avcpnet.cli", "demo", "--model", media["folder"], "--no_examples",
+    command = [sys.executable, "-m", "modeling_avcpnet.apps.cli", "demo", "--model", media["folder"], "--no_examples",
                "--max_upload_mb", str(UPLOAD_LIMIT_MB), "--threads", "1"]
     app = Server(command, media["root"] / "uploads", media["root"] / "server.log")
     yield app
@@ -223,7 +223,7 @@ def test_server_refuses_oversized_uploads_and_foreign_paths(media, server):
 def test_space_app_runs_with_python_app_py(media, tmp_path):
     from gradio_client import Client, handle_file
 
-    app = Server([sys.executable, os.path.join(REPO_ROOT, "hub_cards", "space", "app.py"), "--model",
+    app = Server([sys.executable, os.path.join(REPO_ROOT, "modeling_avcpnet", "apps", "space", "app.py"), "--model",
                   media["folder"], "--no_examples"], tmp_path / "uploads", tmp_path / "app.log")
     try:
         client = Client(app.url, verbose=False, download_files=str(tmp_path / "downloads"))
@@ -263,7 +263,7 @@ def test_analysis_refuses_files_over_the_limits_and_non_media(media, tmp_path):
 
 
 def test_demo_command_is_local_and_private_by_default():
-    from modeling_avcpnet.cli import build_parser
+    from modeling_avcpnet.apps.cli import build_parser
 
     args = build_parser().parse_args(["demo", "--model", "checkpoint"])
     assert (args.host, args.share, args.max_upload_mb, args.max_duration_s) == ("127.0.0.1", False, 50.0, 600.0)

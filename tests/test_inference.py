@@ -56,7 +56,7 @@ def trained():
     return model, test_inputs, reference
 
 
-@pytest.mark.parametrize("mode", [{"dtype": "bfloat16"}])  # int8 is no fast path: see modeling_avcpnet/inference.py
+@pytest.mark.parametrize("mode", [{"dtype": "bfloat16"}])  # int8 is no fast path: see inference/loading.py
 def test_fast_modes_agree_with_float32_on_a_trained_model(trained, mode):
     model, inputs, reference = trained
     fast = optimize_for_inference(copy.deepcopy(model), **mode)

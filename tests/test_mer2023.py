@@ -41,9 +41,9 @@ from modeling_avcpnet import (
     compute_mer2023_metrics,
     mer2023_metrics,
 )
-from modeling_avcpnet.decision_fusion_mer2023 import fuse_predictions, simplex_grid
+from modeling_avcpnet.mer2023.decision_fusion import fuse_predictions, simplex_grid
 from modeling_avcpnet.media_avcpnet import MediaError
-from modeling_avcpnet.metrics_mer2023 import mean_squared_error, weighted_f1_score
+from modeling_avcpnet.mer2023.metrics import mean_squared_error, weighted_f1_score
 from modeling_avcpnet.modeling_mer2023 import AttentionGuidedFeatureGathering, uncertainty_weighted_loss
 
 from fresh_process import run_without_package
@@ -280,6 +280,7 @@ def test_hub_round_trip_in_a_fresh_process_without_the_package(tmp_path):
     model.save_pretrained(workdir / "checkpoint")
     assert {"config.json", "configuration_mer2023.py", "labels.py", "model.safetensors", "modeling_mer2023.py",
             "pipeline_mer2023.py", "README.md"} <= set(os.listdir(workdir / "checkpoint"))
+    assert "configuration_avcpnet.py" not in os.listdir(workdir / "checkpoint")  # nothing of AV-CPNet's config
     features, labels, valence = torch.randn(3, 44), torch.tensor([0, 2, 5]), torch.randn(3)
     with torch.no_grad():
         out = model(features, labels=labels, valence_labels=valence)
@@ -490,6 +491,7 @@ def test_train_hf_trains_and_evaluates_a_mer2023_model(mer_tree, tmp_path):
     import json
 
     import train_hf
+    from modeling_avcpnet.training import format_results_table
 
     audio_path, vision_path = tiny_backbones(tmp_path, "vit")
     output_dir = tmp_path / "run"
@@ -513,7 +515,7 @@ def test_train_hf_trains_and_evaluates_a_mer2023_model(mer_tree, tmp_path):
     report = json.loads((output_dir / "eval_mer2023_metrics.json").read_text())
     assert report["num_samples"] == 4 and report["combined"] == pytest.approx(metrics["eval_combined"])
     assert np.array(json.loads((output_dir / "eval_confusion_matrix.json").read_text())["matrix"]).sum() == 4
-    assert "WF1 - 0.25 MSE" in train_hf.format_results_table(result["results"], "mer2023")
+    assert "WF1 - 0.25 MSE" in format_results_table(result["results"], "mer2023")
 
     # The saved folder is the trained system; its predictions reproduce the reported metric (sklearn's definitions).
     model = AutoModelForVideoClassification.from_pretrained(output_dir)

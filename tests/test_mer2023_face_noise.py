@@ -9,8 +9,8 @@ import torch
 from transformers import ResNetConfig, ResNetModel
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
-from modeling_avcpnet.augmentation_mer2023 import CORRUPTIONS, MERNoiseAugmentation, add_noise_at_snr, corrupt_frames
-from modeling_avcpnet.face_crop_mer2023 import FaceCropper, center_face_box
+from modeling_avcpnet.mer2023.augmentation import CORRUPTIONS, MERNoiseAugmentation, add_noise_at_snr, corrupt_frames
+from modeling_avcpnet.mer2023.face_crop import FaceCropper, center_face_box
 from modeling_avcpnet.feature_extraction_mer2023 import MER2023DeepFeatureExtractor, load_waveform
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import train_hf
 from fresh_process import run_without_package
-from modeling_avcpnet import cli
+from modeling_avcpnet.apps import cli
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification,
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from modeling_avcpnet import AVCPNetConfig, AVCPNetForVideoClassification, AVCPNetModel
-from modeling_avcpnet.convert_resnet_weights import main as convert_resnet_main
+from modeling_avcpnet.convert.resnet_weights import main as convert_resnet_main
 from modeling_avcpnet.loss_avcpnet import compute_multitask_loss
 
 from fresh_process import run_without_package

@@ -10,9 +10,9 @@ import torch
 
 from datasets_emotions.synthetic_media import moving_square_frames, tone, write_clip
 from modeling_avcpnet import AVCPNetConfig
-from modeling_avcpnet.cli import main as cli_main
+from modeling_avcpnet.apps.cli import main as cli_main
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
-from modeling_avcpnet.timeline import change_segments, emotion_timeline, smooth_track, window_starts
+from modeling_avcpnet.inference.timeline import change_segments, emotion_timeline, smooth_track, window_starts
 from modeling_avcpnet.media_avcpnet import MediaError, MediaReader
 
 FPS, SECONDS = 12, 14

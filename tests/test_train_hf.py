@@ -21,6 +21,17 @@ import pytest
 import torch
 
 import train_hf
+from modeling_avcpnet.labels import POLARITIES
+from modeling_avcpnet.training import (
+    EPCETrainer,
+    build_config_and_model,
+    classification_heads,
+    classification_metrics,
+    dataset_label_maps,
+    format_results_table,
+    parse_arguments,
+)
+from modeling_avcpnet.training.arguments import as_float_mapping
 
 from fresh_process import run_without_package
 
@@ -84,25 +95,25 @@ def test_arguments_from_yaml_with_command_line_overrides(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("config_preset: tiny\nlearning_rate: 0.5\nep_ce_gammas: '0,0.5,1'\n"
                       "lr_scheduler_kwargs: {min_lr_rate: 0.01}\noutput_dir: a\n")
-    model_args, data_args, training_args = train_hf.parse_arguments([str(config), "--output_dir", "b"])
+    model_args, data_args, training_args = parse_arguments([str(config), "--output_dir", "b"])
     assert model_args.config_preset == "tiny" and training_args.learning_rate == 0.5
     assert training_args.output_dir == "b" and training_args.lr_scheduler_kwargs == {"min_lr_rate": 0.01}
-    assert train_hf._as_mapping(model_args.ep_ce_gammas, train_hf.POLARITIES, "g") == {
+    assert as_float_mapping(model_args.ep_ce_gammas, POLARITIES, "g") == {
         "positive": 0.0, "neutral": 0.5, "negative": 1.0}
     # the shipped configs parse
     for shipped in ("sample.yaml", "emotions.yaml"):
-        _, _, shipped_args = train_hf.parse_arguments([str(REPO / "configs" / shipped)])
+        _, _, shipped_args = parse_arguments([str(REPO / "configs" / shipped)])
         assert shipped_args.weight_decay == 0.02 and not shipped_args.remove_unused_columns
     config.write_text("learning_rte: 0.5\n")
     with pytest.raises(ValueError, match="unknown arguments.*learning_rte"):
-        train_hf.parse_arguments([str(config)])
+        parse_arguments([str(config)])
 
 
 def test_refuses_to_select_the_best_checkpoint_on_the_test_split():
     """Issue 14.5: selecting the best epoch on the split reported as the final test inflates the test numbers."""
     with pytest.raises(ValueError, match="also the final test split"):
-        train_hf.parse_arguments([str(REPO / "configs" / "emotions.yaml"), "--eval_split", "test"])
-    _, data_args, training_args = train_hf.parse_arguments([str(REPO / "configs" / "emotions.yaml")])
+        parse_arguments([str(REPO / "configs" / "emotions.yaml"), "--eval_split", "test"])
+    _, data_args, training_args = parse_arguments([str(REPO / "configs" / "emotions.yaml")])
     assert training_args.load_best_model_at_end and training_args.do_predict
     assert data_args.eval_split == "validation" and data_args.test_split == "test"
 
@@ -135,15 +146,15 @@ def test_classification_heads_are_the_ones_the_model_class_declares():
     config = AVCPNetConfig.tiny(id2label={0: "a", 1: "b"})
     assert config.num_labels == config.audio_segments
     model = AutoModelForVideoClassification.from_config(config)  # unimodal logits from the SF terms: one head
-    assert set(train_hf.classification_heads(model)) == {"classifier"}
+    assert set(classification_heads(model)) == {"classifier"}
     separate = AutoModelForVideoClassification.from_config(
         AVCPNetConfig.tiny(id2label={0: "a", 1: "b"}, unimodal_head="separate"))
-    assert set(train_hf.classification_heads(separate)) == {"classifier", "visual_classifier", "audio_classifier"}
+    assert set(classification_heads(separate)) == {"classifier", "visual_classifier", "audio_classifier"}
     visual_only = AutoModelForVideoClassification.from_config(AVCPNetConfig.tiny(modalities="visual"))
-    assert set(train_hf.classification_heads(visual_only)) == {"visual_classifier"}
+    assert set(classification_heads(visual_only)) == {"visual_classifier"}
     mer = MER2023Config(feature_names=["a", "v"], feature_sizes=[6, 4], feature_modalities=["audio", "visual"],
                         hidden_size=8)
-    heads = train_hf.classification_heads(AutoModelForVideoClassification.from_config(mer))
+    heads = classification_heads(AutoModelForVideoClassification.from_config(mer))
     assert set(heads) == {"decoder.emotion", "decoder.valence_from_emotion"}
     assert heads["decoder.valence_from_emotion"].in_features == mer.num_labels
 
@@ -154,7 +165,7 @@ def test_metrics_match_sklearn():
     rng = np.random.default_rng(0)
     references = rng.integers(0, 6, 50)
     predictions = np.where(rng.random(50) < 0.6, references, rng.integers(0, 6, 50))
-    metrics = train_hf.classification_metrics(predictions, references, 6)
+    metrics = classification_metrics(predictions, references, 6)
     assert metrics["accuracy"] == pytest.approx((predictions == references).mean())
     assert metrics["wa_f1"] == pytest.approx(f1_score(references, predictions, average="weighted"))
     assert metrics["macro_f1"] == pytest.approx(f1_score(references, predictions, average="macro"))
@@ -182,7 +193,7 @@ def _accumulated_gradients(config, state_dict, examples, batch_size, accumulatio
                              gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.0,
                              max_grad_norm=0.0, report_to="none", use_cpu=True, save_strategy="no",
                              remove_unused_columns=False, disable_tqdm=True, dataloader_drop_last=False)
-    trainer = train_hf.EPCETrainer(model=model, args=args, train_dataset=list_dataset(examples), callbacks=[Grab()])
+    trainer = EPCETrainer(model=model, args=args, train_dataset=list_dataset(examples), callbacks=[Grab()])
     trainer.train()
     return grads
 
@@ -258,7 +269,7 @@ def test_training_logs_branch_losses_and_writes_reports(trained):
         assert (output_dir / f"{prefix}_confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         report = json.loads((output_dir / f"{prefix}_classification_report.json").read_text())
         assert set(trainer.model.config.id2label.values()) <= set(report)
-    assert "fused acc" in train_hf.format_results_table(trained["results"])
+    assert "fused acc" in format_results_table(trained["results"])
 
 
 def test_hub_folder_loads_by_repo_id_offline(trained, tmp_path):
@@ -336,19 +347,19 @@ def test_finetune_six_label_checkpoint_on_seven_label_dataset(trained, tmp_path)
     """The paper's dagger rows: start from eMotions weights, re-initialise the heads, new polarity map."""
     _write_seven_label_set(tmp_path / "caer")
     checkpoint = trained["output_dir"]
-    base = train_hf.parse_arguments(["--model_name_or_path", checkpoint, "--dataset_name", "caer",
+    base = parse_arguments(["--model_name_or_path", checkpoint, "--dataset_name", "caer",
                                      "--output_dir", str(tmp_path / "out")])[0]
     from datasets_emotions import load_dataset
 
     caer = load_dataset("caer", data_dir=str(tmp_path / "caer"), cache_dir=str(tmp_path / "cache"))
-    id2label, label2polarity = train_hf.dataset_label_maps(caer["train"])
-    config, model, old_labels = train_hf.build_config_and_model(base, id2label, label2polarity)
+    id2label, label2polarity = dataset_label_maps(caer["train"])
+    config, model, old_labels = build_config_and_model(base, id2label, label2polarity)
     source = trained["trainer"].model
     assert old_labels == list(source.config.id2label.values()) and config.num_labels == 7
     assert config.id2label == id2label and config.label2polarity == label2polarity
     assert label2polarity["happy"] == "positive" and label2polarity["anger"] == "negative"
     source_state, new_state = source.state_dict(), model.state_dict()
-    heads = set(train_hf.classification_heads(model))
+    heads = set(classification_heads(model))
     assert heads and all(new_state[f"{h}.weight"].shape[0] == 7 for h in heads)
     backbone = [k for k in new_state if not any(k.startswith(h + ".") for h in heads)]
     assert len(backbone) > 20

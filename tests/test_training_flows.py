@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 import train_hf
 from datasets_emotions import load_dataset
+from modeling_avcpnet.training import EPCETrainer
 from test_train_hf import _write_seven_label_set, tiny_run_args
 
 
@@ -72,14 +73,14 @@ def test_resume_after_the_first_checkpoint_gives_the_same_weights(workers, tmp_p
     train_hf.main(tiny_run_args(uninterrupted, cache, *extra))
 
     interrupted = tmp_path / "interrupted"
-    save_checkpoint = train_hf.EPCETrainer._save_checkpoint
+    save_checkpoint = EPCETrainer._save_checkpoint
 
     def save_then_stop(self, *args, **kwargs):  # as a kill right after the first checkpoint was written
         save_checkpoint(self, *args, **kwargs)
         raise _StopAfterFirstSave
 
     with monkeypatch.context() as patch:
-        patch.setattr(train_hf.EPCETrainer, "_save_checkpoint", save_then_stop)
+        patch.setattr(EPCETrainer, "_save_checkpoint", save_then_stop)
         with pytest.raises(_StopAfterFirstSave):
             train_hf.main(tiny_run_args(interrupted, cache, *extra))
     assert sorted(path.name for path in interrupted.glob("checkpoint-*")) == ["checkpoint-2"]  # mid-epoch 1

@@ -11,7 +11,7 @@ from torchvision.models.video.swin_transformer import SwinTransformer3d, swin3d_
 from transformers import PreTrainedModel, SwinConfig, SwinModel
 
 from modeling_avcpnet.configuration_avcpnet import AVCPNetConfig
-from modeling_avcpnet.convert_video_swin_weights import (
+from modeling_avcpnet.convert.video_swin_weights import (
     convert_official_state_dict,
     convert_swin2d_state_dict,
     convert_torchvision_state_dict,
@@ -296,9 +296,9 @@ def test_outputs_attentions_and_errors():
 
 
 def test_command_line_writes_avcpnet_checkpoint(tmp_path):
-    """`python -m modeling_avcpnet.convert_video_swin_weights` (its `main`) writes an AV-CPNet folder whose visual
+    """`python -m modeling_avcpnet.convert.video_swin_weights` (its `main`) writes an AV-CPNet folder whose visual
     encoder reproduces the source torchvision model."""
-    from modeling_avcpnet.convert_video_swin_weights import main
+    from modeling_avcpnet.convert.video_swin_weights import main
     from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 
     config = AVCPNetConfig.tiny()

@@ -3,6 +3,8 @@
 One concern per module:
 - `arguments`: `ModelArguments`, `DataArguments`, `parse_arguments` (command line and/or YAML/JSON file);
 - `data`: the dataset's splits and label/polarity maps (and MER 2023's cached deep features);
+- `dataloader`: what the Trainer's DataLoader is made of for raw clips (seeded augmentation for exact resume, an
+  epoch-keyed sampler, a collate function that leaves out clips that failed to decode);
 - `model_setup`: fresh model or checkpoint with the dataset's labels, classification-head re-initialisation,
   processor;
 - `tasks`: what differs between model types (loss terms, predictions, metrics, report, card);

@@ -58,7 +58,7 @@ def write_evaluation_report(output_dir: str, prefix: str, predictions, label_ids
 def write_mer2023_report(output_dir: str, prefix: str, predictions, label_ids, id2label: dict) -> dict[str, str]:
     """MER 2023: `{prefix}_mer2023_metrics.json` (emotion accuracy, weighted F1, valence MSE, the challenge metric)
     plus the confusion matrix and per-class report of the emotion logits."""
-    from ..metrics_mer2023 import mer2023_metrics
+    from ..mer2023.metrics import mer2023_metrics
 
     (logits, valence), (labels, valence_labels) = predictions[:2], label_ids
     paths = write_evaluation_report(output_dir, prefix, logits, labels, id2label)

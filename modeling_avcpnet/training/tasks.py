@@ -123,7 +123,7 @@ class AVCPNetTask(TrainingTask):
 
     @property
     def data_collator(self):
-        from .clip_data import collate_skipping_bad_clips
+        from .dataloader import collate_skipping_bad_clips
 
         return collate_skipping_bad_clips
 
@@ -132,7 +132,7 @@ class AVCPNetTask(TrainingTask):
         example draws its random crops from (seed, epoch, index), so that a resumed run is exact."""
         from datasets_emotions import with_processor
 
-        from .clip_data import SeededAugmentation
+        from .dataloader import SeededAugmentation
 
         if training:
             return SeededAugmentation(split, processor, seed=seed)
@@ -163,7 +163,7 @@ class MER2023Task(TrainingTask):
         return outputs.logits, outputs.valence
 
     def compute_metrics(self, config):
-        from ..metrics_mer2023 import compute_mer2023_metrics
+        from ..mer2023.metrics import compute_mer2023_metrics
 
         return compute_mer2023_metrics
 

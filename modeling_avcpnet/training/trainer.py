@@ -72,7 +72,7 @@ class EPCETrainer(Trainer):
     # ---- data: seeded augmentation (exact resume), clips that fail to decode ----
 
     def _get_train_sampler(self, train_dataset=None):
-        from .clip_data import EpochKeySampler, SeededAugmentation
+        from .dataloader import EpochKeySampler, SeededAugmentation
 
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         if isinstance(dataset, SeededAugmentation):  # the epoch reaches the DataLoader workers in the keys

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from .feature_extraction_mer2023 import DEFAULT_SAMPLING_RATE, load_frames, waveform_from_value
+from ..feature_extraction_mer2023 import DEFAULT_SAMPLING_RATE, load_frames, waveform_from_value
 
 PAPER_SNRS_DB = (5, 6, 7, 8, 9, 10, 11)
 # name -> what it does (magnitudes where the paper is silent).

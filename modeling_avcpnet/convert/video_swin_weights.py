@@ -17,12 +17,12 @@ window size). Any other unrecognised key is an error.
 
 Usage:
 
-    python -m modeling_avcpnet.convert_video_swin_weights --source torchvision --checkpoint swin3d_t-7615ae03.pth \
+    python -m modeling_avcpnet.convert.video_swin_weights --source torchvision --checkpoint swin3d_t-7615ae03.pth \
         --output_dir avcpnet-swin3d_t [--config path/to/config.json | --base_model avcpnet-resnet34]
 
 writes an AV-CPNet checkpoint folder (safetensors) whose visual encoder holds the converted weights; the config's
 Swin fields must match the checkpoint (the default config is the paper's Swin-T = torchvision's swin3d_t).
-`--base_model` starts from an existing AV-CPNet folder (e.g. the output of `convert_resnet_weights`) instead of a
+`--base_model` starts from an existing AV-CPNet folder (e.g. the output of `resnet_weights`) instead of a
 fresh model, so that both branches can come from pretrained weights.
 """
 
@@ -34,7 +34,7 @@ import re
 
 import torch
 
-from .configuration_avcpnet import AVCPNetConfig
+from ..configuration_avcpnet import AVCPNetConfig
 
 SOURCES = ("torchvision", "official", "swin2d")
 
@@ -283,9 +283,9 @@ def write_avcpnet_checkpoint(
     backbone_state_dict: dict[str, torch.Tensor], config, output_dir: str, base_model: str | None = None
 ):
     """Build `AVCPNetForVideoClassification(config)` (or load it from the AV-CPNet folder `base_model`, e.g. the
-    output of `convert_resnet_weights`), load the backbone weights strictly into its visual encoder and
+    output of `resnet_weights`), load the backbone weights strictly into its visual encoder and
     `save_pretrained(output_dir)`. The other branches keep their initialisation. Returns the model."""
-    from .modeling_avcpnet import AVCPNetForVideoClassification
+    from ..modeling_avcpnet import AVCPNetForVideoClassification
 
     if base_model is not None:
         model = AVCPNetForVideoClassification.from_pretrained(base_model)
@@ -306,7 +306,7 @@ def _load_config(path: str | None) -> AVCPNetConfig:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m modeling_avcpnet.convert_video_swin_weights",
+        prog="python -m modeling_avcpnet.convert.video_swin_weights",
         description="Convert Swin weights (torchvision swin3d_t, official Video-Swin, or 2-D transformers Swin "
         "inflated over time) into an AV-CPNet checkpoint folder.",
     )

@@ -1,7 +1,7 @@
 """Emotion timeline of a video of any length: the model over sliding windows, in one pass over the file.
 
 ```python
->>> from modeling_avcpnet.timeline import emotion_timeline
+>>> from modeling_avcpnet.inference.timeline import emotion_timeline
 >>> timeline = emotion_timeline("path/to/checkpoint", "talk.mp4", window=4.0, stride=1.0)
 >>> timeline.probabilities.shape          # (num_windows, num_labels)
 >>> timeline.segments[0]                  # {'start': 0.0, 'end': 12.5, 'label': 'neutral', 'score': 0.61, ...}
@@ -36,8 +36,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .labels import POLARITIES
-from .media_avcpnet import MediaReader, StreamingAudio
+from ..labels import POLARITIES
+from ..media_avcpnet import MediaReader, StreamingAudio
+from ..prediction_avcpnet import polarity_probabilities, predict_clips
 
 EPSILON = 1e-6
 
@@ -137,7 +138,7 @@ class EmotionTimeline:
     @property
     def polarity_probabilities(self) -> np.ndarray:
         """`(N, 3)`: the summed probabilities of each polarity's classes (positive, neutral, negative)."""
-        return polarity_sums(self.probabilities, self.polarity_ids)
+        return polarity_probabilities(torch.from_numpy(self.probabilities), self.polarity_ids).numpy()
 
     @property
     def top_labels(self) -> list[str]:
@@ -219,13 +220,6 @@ class EmotionTimeline:
         return paths
 
 
-def polarity_sums(probabilities: np.ndarray, polarity_ids: list[int]) -> np.ndarray:
-    sums = np.zeros((len(probabilities), len(POLARITIES)), dtype=np.float32)
-    for label_id, polarity_id in enumerate(polarity_ids):
-        sums[:, polarity_id] += probabilities[:, label_id]
-    return sums
-
-
 def smooth_track(probabilities: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average over `width` windows (odd; 1 leaves the track as it is); at the ends the average is
     over the windows that exist, so rows still sum to 1."""
@@ -260,7 +254,7 @@ def change_segments(timeline_centres: np.ndarray, track: np.ndarray, labels: lis
 def resolve_model(model_or_pipeline, processor=None):
     """`(model, processor)` from an `AVCPNetPipeline`, a model (with `processor`), or a checkpoint folder / Hub id."""
     if isinstance(model_or_pipeline, (str, os.PathLike)):
-        from .cli import load_pipeline
+        from .loading import load_pipeline
 
         try:
             model_or_pipeline = load_pipeline(os.fspath(model_or_pipeline))
@@ -317,7 +311,7 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
         # The first frame any window from k on needs: frames before it can leave the buffer.
         still_needed = np.minimum.accumulate(plan.indices.min(1)[::-1])[::-1]
 
-        outputs: dict[str, list[np.ndarray]] = {"logits": [], "visual_logits": [], "audio_logits": []}
+        outputs: dict[str, list[np.ndarray]] = {"fusion": [], "visual": [], "audio": []}
         buffer: dict[int, np.ndarray] = {}
         next_window, decoded_until, peak_buffered = 0, -1, 0
         bar = tqdm(total=len(plan.starts), unit="window", desc="timeline", disable=not progress)
@@ -342,13 +336,13 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
 
     config = model.config
     labels = [config.id2label[i] for i in range(config.num_labels)]
-    probabilities = _softmax(outputs["logits"])
+    probabilities = _concatenate(outputs["fusion"])
     smoothed = smooth_track(probabilities, smooth)
     result = EmotionTimeline(
         video=video if isinstance(video, str) else reader.name, labels=labels,
         polarity_ids=list(config.polarity_ids), duration=duration, fps=fps, window=window, stride=stride,
         smooth=smooth, starts=plan.starts, ends=plan.ends, probabilities=probabilities, smoothed=smoothed,
-        visual_probabilities=_softmax(outputs["visual_logits"]), audio_probabilities=_softmax(outputs["audio_logits"]),
+        visual_probabilities=_concatenate(outputs["visual"]), audio_probabilities=_concatenate(outputs["audio"]),
         has_audio=audio.problem is None,
         segments=change_segments((plan.starts + plan.ends) / 2, smoothed, labels, duration),
         frames_decoded=frames_decoded, num_frames=num_frames, peak_buffered_frames=peak_buffered)
@@ -358,20 +352,16 @@ def emotion_timeline(model_or_pipeline, video: str | os.PathLike, window: float 
 
 def _classify(model, processor, plan: WindowPlan, batch: range, buffer: dict[int, np.ndarray],
               audio: "StreamingAudio | _WholeAudio", rate: int, outputs: dict[str, list[np.ndarray]]) -> None:
-    """Run the model on the windows `batch` (frames from `buffer`, each window's stretch of the soundtrack)."""
+    """Class probabilities of the windows `batch` (frames from `buffer`, each window's stretch of the soundtrack)
+    for the fused head and each branch."""
     frames = [np.stack([buffer[i] for i in plan.indices[k].tolist()]) for k in batch]  # already sampled, eval mode
     clips = processor.video_processor(frames, do_sample_frames=False, return_tensors="pt")["pixel_values_videos"]
     waveforms = [audio.read(round(plan.starts[k] * rate), round(plan.ends[k] * rate)) for k in batch]
     features = processor.feature_extractor(waveforms, return_tensors="pt")
-    device = model.device
-    with torch.inference_mode():
-        result = model(pixel_values_videos=clips.to(device),
-                       input_features=features["input_features"].to(device),
-                       audio_mask=features["audio_mask"].to(device))
-    for key in outputs:
-        value = getattr(result, key, None)
-        if value is not None:
-            outputs[key].append(value.float().cpu().numpy())
+    predictions = predict_clips(model, {"pixel_values_videos": clips, **features})
+    outputs["fusion"].append(predictions.probabilities.numpy())
+    for branch, probabilities in predictions.branch_probabilities.items():
+        outputs[branch].append(probabilities.numpy())
 
 
 @dataclass
@@ -385,45 +375,22 @@ class _WholeAudio:
         return None if self.waveform is None else self.waveform[begin:end]
 
 
-def _softmax(chunks: list[np.ndarray]) -> Optional[np.ndarray]:
-    if not chunks:
-        return None
-    logits = torch.from_numpy(np.concatenate(chunks))
-    return logits.softmax(-1).numpy().astype(np.float32)
+def _concatenate(chunks: list[np.ndarray]) -> Optional[np.ndarray]:
+    return np.concatenate(chunks) if chunks else None
 
 
 __all__ = ["EmotionTimeline", "emotion_timeline", "plan_windows", "smooth_track", "change_segments"]
 
 
 # --------------------------------------------------------------------------------------------------- command line
-def add_timeline_arguments(parser) -> None:
-    """Arguments of `avcpnet timeline` (added to the CLI's sub-command parser)."""
-    parser.add_argument("video", help="a video file (any length)")
-    parser.add_argument("-m", "--model", required=True, help="checkpoint folder or Hub id (model + processor files)")
-    parser.add_argument("-o", "--output_dir", "--output-dir",
-                        help="folder for timeline.csv/.json/.png/.svg (default: VIDEO's name + _timeline)")
-    parser.add_argument("--window", type=float, default=4.0, help="window length in seconds (default 4)")
-    parser.add_argument("--stride", type=float, default=1.0, help="step between windows in seconds (default 1)")
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=8, help="windows per model forward")
-    parser.add_argument("--smooth", type=int, default=3,
-                        help="windows in the centred moving average of the smoothed track and segments (default 3)")
-    parser.add_argument("--branches", action="store_true", help="also plot the visual and audio branches")
-    parser.add_argument("--no_plot", "--no-plot", action="store_true", help="write the CSV and JSON only")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: the decoder has its own threads, and on a busy 2-core machine "
-                             "one torch thread was 14x faster than two; 0: torch's choice)")
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda (default: an accelerator if any)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
 def timeline_command(args) -> int:
-    """`avcpnet timeline`: write the timeline files and print the segments and the speed."""
+    """`avcpnet timeline` (arguments: `apps/cli.py`): write the timeline files, print the segments and the speed."""
     import sys
     import warnings
 
-    from .cli import load_pipeline
-    from .processing_avcpnet import MissingAudioWarning
-    from .media_avcpnet import MediaError
+    from .loading import load_pipeline
+    from ..processing_avcpnet import MissingAudioWarning
+    from ..media_avcpnet import MediaError
 
     if args.window <= 0 or args.stride <= 0 or args.batch_size < 1 or args.smooth < 1 or args.threads < 0:
         print("error: --window and --stride must be > 0, --batch_size and --smooth >= 1, --threads >= 0",

@@ -1,7 +1,7 @@
 """The MER 2023 challenge metric: `weighted_F1(discrete emotion) - 0.25 * MSE(valence)`.
 
 Plain numpy with scikit-learn's definitions (`f1_score(average="weighted", zero_division=0)` and
-`mean_squared_error`), so that the file also works inside a Hub repository loaded with `trust_remote_code`.
+`mean_squared_error`); the training task's `compute_metrics` and the decision fusion use it.
 """
 
 from __future__ import annotations

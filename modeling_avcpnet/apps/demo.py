@@ -2,8 +2,9 @@
 
 A user uploads or records a clip and sees the top emotion, a bar chart of every class, the visual-only and
 audio-only predictions, the polarity and, for clips longer than `timeline_min_seconds`, the emotion timeline. The
-prediction runs the project's pipeline (`AVCPNetPipeline`: its processor in eval mode and its `postprocess`) once
-per clip; the timeline is `modeling_avcpnet.timeline.emotion_timeline`.
+prediction is the pipeline's (`AVCPNetPipeline`'s processor in eval mode, then `predict_clips` once per clip, whose
+results for the fused head and each branch are the pipeline's result dicts); the timeline is
+`modeling_avcpnet.inference.timeline.emotion_timeline`.
 
 Safe by default:
 - the server binds 127.0.0.1 unless `host` says otherwise, and `share=True` (a public gradio.live link) only on
@@ -64,8 +65,8 @@ class EmotionAnalyser:
 
     def check(self, path: str) -> float:
         """Refuse files over the size or duration limit; returns the clip's duration in seconds."""
-        from .timeline import video_duration
-        from .media_avcpnet import MediaError, MediaReader
+        from ..inference.timeline import video_duration
+        from ..media_avcpnet import MediaError, MediaReader
 
         name = os.path.basename(path)
         if not os.path.isfile(path):
@@ -86,12 +87,11 @@ class EmotionAnalyser:
 
     def analyse(self, path: str) -> dict[str, Any]:
         """Predictions and chart files for the clip at `path`; raises `DemoInputError` for unusable files."""
-        import torch
-
-        from .pipeline_avcpnet import preprocess_clip
-        from .timeline import emotion_timeline
-        from .timeline_plot import plot_class_bars
-        from .media_avcpnet import MediaError
+        from ..pipeline_avcpnet import preprocess_clip
+        from ..prediction_avcpnet import predict_clips
+        from ..inference.timeline import emotion_timeline
+        from ..inference.timeline_plot import plot_class_bars
+        from ..media_avcpnet import MediaError
 
         duration = self.check(path)
         name = os.path.basename(path)
@@ -99,15 +99,11 @@ class EmotionAnalyser:
             inputs = preprocess_clip(self.pipe.processor, path)
         except MediaError as error:
             raise DemoInputError(f"{name}: {error.problem}") from None
-        model = self.pipe.model
-        names = {key for key in inputs if key in ("pixel_values_videos", "input_features", "audio_mask")}
-        with torch.inference_mode():
-            outputs = model(**{key: inputs[key].to(model.device) for key in names})
-        audio_mask = inputs["audio_mask"]
-        branch = {key: self.pipe.postprocess({"logits": logits, "audio_mask": audio_mask}, top_k=len(self.labels))
-                  for key, logits in (("fused", outputs.logits), ("visual", outputs.visual_logits),
-                                      ("audio", outputs.audio_logits)) if logits is not None}
-        fused = branch["fused"]
+        predictions = predict_clips(self.pipe.model, inputs)
+        id2label, top_k = self.pipe.model.config.id2label, len(self.labels)
+        fused = predictions.result(0, id2label, top_k)
+        branch = {name: predictions.result(0, id2label, top_k, branch=name)
+                  for name in predictions.branch_probabilities}
         folder = os.path.join(self.work_dir, uuid.uuid4().hex)
         os.makedirs(folder)
         scores = {item["label"]: item["score"] for item in fused["labels"]}
@@ -144,10 +140,10 @@ def summary_markdown(result: dict[str, Any]) -> str:
 def make_examples(folder: str = EXAMPLES_DIR) -> list[str]:
     """Generate (once) a few clips of the sample set's test split and a 16-second clip whose emotion changes half
     way, to show in the app's examples. Returns their paths."""
-    from datasets_emotions.sample_media import plan_split, render_audio, render_frames, write_sample_clip
+    from datasets_emotions.sample_clips import plan_split, render_audio, render_frames, write_sample_clip
     from datasets_emotions.synthetic_media import write_clip
 
-    from .labels import EMOTIONS_LABELS
+    from ..labels import EMOTIONS_LABELS
 
     os.makedirs(folder, exist_ok=True)
     specs = plan_split("test", list(EMOTIONS_LABELS), clips_per_class=2, noisy=0, seed=0)
@@ -271,32 +267,9 @@ def _interrupt(signum, frame):
 
 
 # --------------------------------------------------------------------------------------------------- command line
-def add_demo_arguments(parser) -> None:
-    """Arguments of `avcpnet demo` (added to the CLI's sub-command parser)."""
-    defaults = DemoSettings()
-    parser.add_argument("-m", "--model", required=True, help="checkpoint folder or Hub id (model + processor files)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
-    parser.add_argument("--max_upload_mb", "--max-upload-mb", type=float, default=defaults.max_upload_mb,
-                        help=f"largest upload in MB (default {defaults.max_upload_mb:g})")
-    parser.add_argument("--max_duration_s", "--max-duration-s", type=float, default=defaults.max_duration_s,
-                        help=f"longest clip in seconds (default {defaults.max_duration_s:g})")
-    parser.add_argument("--window", type=float, default=defaults.window, help="timeline window in seconds")
-    parser.add_argument("--stride", type=float, default=defaults.stride, help="timeline stride in seconds")
-    parser.add_argument("--timeline_min_seconds", "--timeline-min-seconds", type=float,
-                        default=defaults.timeline_min_seconds, help="clips at least this long get a timeline")
-    parser.add_argument("--no_examples", "--no-examples", action="store_true",
-                        help="do not generate and show the example clips")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads (default: torch's choice); 1 is fastest on a busy shared machine")
-    parser.add_argument("--device", default=None, help="e.g. cpu, cuda (default: an accelerator if any)")
-
-
 def demo_command(args) -> int:
-    """`avcpnet demo`: load the checkpoint, build the app and serve it until interrupted."""
-    from .cli import load_pipeline
+    """`avcpnet demo` (arguments: `apps/cli.py`): load the checkpoint, build the app and serve it until interrupted."""
+    from ..inference.loading import load_pipeline
 
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s,
                             window=args.window, stride=args.stride, timeline_min_seconds=args.timeline_min_seconds)

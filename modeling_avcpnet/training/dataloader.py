@@ -1,4 +1,4 @@
-"""Training data of `train_hf.py` for models that read raw clips: exact-resume augmentation and bad-clip skipping.
+"""The Trainer's DataLoader parts for models that read raw clips: exact-resume augmentation and bad-clip skipping.
 
 - [`SeededAugmentation`] + [`EpochKeySampler`]: every training example's random sampling and augmentation is a
   function of `(seed, epoch, index)` (`datasets_emotions.transforms.example_generator`), so that a run interrupted

@@ -1,5 +1,5 @@
-"""Pieces shared by the dataset builders: the base builder, label/polarity handling, layout errors, split lists,
-clip probing and the cache hash.
+"""The base of every dataset builder (`EmotionDatasetBuilder`, `EmotionDatasetConfig`) and what it relies on:
+label/polarity handling, layout errors, split lists, clip probing and the cache hash.
 
 Every builder yields the same core columns: ``video`` (absolute path of a video file or of a folder of
 ``%06d.jpg`` frames), ``audio`` (absolute path of a separate soundtrack, or ``""`` when the soundtrack is inside

@@ -18,10 +18,10 @@ must match the config's `audio_embedding_size`, `audio_hidden_sizes`, `audio_dep
 
 Usage:
 
-    python -m modeling_avcpnet.convert_resnet_weights --checkpoint microsoft-resnet-34/ --output_dir avcpnet-resnet34 \
+    python -m modeling_avcpnet.convert.resnet_weights --checkpoint microsoft-resnet-34/ --output_dir avcpnet-resnet34 \
         [--config config.json | --base_model avcpnet-swin3d_t]
 
-`--base_model` starts from an existing AV-CPNet checkpoint (e.g. the output of `convert_video_swin_weights`) and
+`--base_model` starts from an existing AV-CPNet checkpoint (e.g. the output of `video_swin_weights`) and
 replaces its audio encoder, so both branches can be initialised from pretrained weights. Writes an AV-CPNet
 checkpoint folder (safetensors, with the model code and an `auto_map`).
 """
@@ -34,8 +34,8 @@ import re
 
 import torch
 
-from .configuration_avcpnet import AVCPNetConfig
-from .convert_video_swin_weights import load_checkpoint
+from ..configuration_avcpnet import AVCPNetConfig
+from .video_swin_weights import load_checkpoint
 
 STEM_KEY = "embedder.embedder.convolution.weight"
 AUDIO_RESNET_PREFIX = "avcpnet.audio_encoder.resnet."
@@ -135,7 +135,7 @@ def _load_config(path: str | None) -> AVCPNetConfig:
 
 def convert(checkpoint: str, output_dir: str, config: str | None = None, base_model: str | None = None):
     """Convert `checkpoint` and write an AV-CPNet checkpoint folder to `output_dir`; returns the model."""
-    from .modeling_avcpnet import AVCPNetForVideoClassification
+    from ..modeling_avcpnet import AVCPNetForVideoClassification
 
     if config is not None and base_model is not None:
         raise ValueError("convert_resnet_weights: give --config or --base_model, not both")
@@ -151,7 +151,7 @@ def convert(checkpoint: str, output_dir: str, config: str | None = None, base_mo
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m modeling_avcpnet.convert_resnet_weights",
+        prog="python -m modeling_avcpnet.convert.resnet_weights",
         description="Convert ResNet-34 weights (transformers ResNetModel layout, 3 input channels) into the 1-channel "
         "audio encoder of an AV-CPNet checkpoint folder.",
     )

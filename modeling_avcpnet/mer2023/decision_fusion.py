@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .metrics_mer2023 import mer2023_metrics
+from .metrics import mer2023_metrics
 
 MAX_GRID_POINTS = 2_000_000
 

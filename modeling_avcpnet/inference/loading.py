@@ -1,9 +1,9 @@
-"""Fast inference modes for AV-CPNet checkpoints, model identity and process sharding (library code, not copied to Hub
-repos).
+"""Loading a checkpoint for inference: fast inference modes, model identity, and the loaders of the commands.
 
 `load_for_inference(path, dtype="bfloat16")` returns a model and its processor ready for CPU or GPU inference;
-`avcpnet predict` and the demo/timeline commands share it. The modes (measured in `benchmarks/bench_inference.py`,
-numbers in `benchmarks/README.md`):
+`load_predictor` (`avcpnet predict`) and `load_pipeline` (the timeline and the demo) wrap it with the checks and
+messages of the command line (a `SystemExit` naming what is missing). The modes (measured in
+`benchmarks/bench_inference.py`, numbers in `benchmarks/README.md`):
 
 - `dtype="bfloat16"`: weights and activations in bfloat16. On CPUs with AMX/AVX512-BF16 the matrix products and
   convolutions run on oneDNN's bf16 kernels and the window attention stays on PyTorch's fused (flash) SDPA kernel;
@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,7 +89,7 @@ def load_for_inference(model_name_or_path: str, dtype: str | torch.dtype | None 
     `device` (default: CPU). `identity` is [`model_identity`] of the loaded weights and config."""
     from transformers import AutoModelForVideoClassification, AutoProcessor
 
-    from .registration import register_auto_classes
+    from ..registration import register_auto_classes
 
     register_auto_classes()
     model = AutoModelForVideoClassification.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
@@ -113,48 +114,63 @@ def model_identity(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def cast_model_inputs(inputs: dict, device: str | torch.device) -> dict:
-    """Move a processor batch to `device`; floating tensors stay float32 (the model casts them at its input)."""
-    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
+# ------------------------------------------------------------------------------------------ for the commands
+@dataclass
+class Predictor:
+    """A model in its inference mode, its processor and what the output records about them."""
 
-
-# ------------------------------------------------------------------------------------------ processes and shards
-@dataclass(frozen=True)
-class ProcessShard:
-    """This process's place in a `torchrun` (or any launcher setting RANK / WORLD_SIZE / LOCAL_RANK) job."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_environment(cls, environ=None) -> "ProcessShard":
-        environ = os.environ if environ is None else environ
-        rank, world_size = int(environ.get("RANK", 0)), int(environ.get("WORLD_SIZE", 1))
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"RANK={rank} / WORLD_SIZE={world_size} are inconsistent")
-        return cls(rank, world_size, int(environ.get("LOCAL_RANK", 0)))
+    model: Any
+    processor: Any
+    config: Any
+    device: str
+    model_id: str
+    precision: str
 
     @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+    def labels(self) -> list[str]:
+        return [self.config.id2label[i] for i in range(len(self.config.id2label))]
 
-    def select(self, items: list) -> list:
-        """Every `world_size`-th item from `rank`: the shards of all ranks partition `items` exactly."""
-        return items[self.rank::self.world_size]
-
-    def device(self, requested: str | None, cuda_available: bool | None = None, gpus: int | None = None) -> str:
-        """The device of this process: `requested` if given, else `cuda:LOCAL_RANK` where CUDA is available (one
-        GPU per process, as torchrun's GPU jobs expect; with more processes than GPUs they share them round-robin:
-        inference needs no GPU of its own), else CPU."""
-        if requested:
-            return requested
-        cuda_available = torch.cuda.is_available() if cuda_available is None else cuda_available
-        if not cuda_available:
-            return "cpu"
-        gpus = torch.cuda.device_count() if gpus is None else gpus
-        return f"cuda:{self.local_rank % max(gpus, 1)}"
+    def run(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "precision": self.precision}
 
 
-__all__ = ["DTYPES", "ProcessShard", "QUANTIZATIONS", "load_for_inference", "model_identity",
-           "optimize_for_inference", "resolve_dtype"]
+def check_model_folder(model: str) -> None:
+    """Exit with a clear message when `model` is a local path that is not a complete checkpoint folder."""
+    from ..pipeline_avcpnet import missing_processor_message
+
+    if model.startswith((os.sep, ".", "~")) and not os.path.exists(model):
+        raise SystemExit(f"error: model folder {model} does not exist")
+    if os.path.isdir(model) and not os.path.isfile(os.path.join(model, "config.json")):
+        raise SystemExit(f"error: {model} is not a model folder: it has no config.json")
+    message = missing_processor_message(model)
+    if message:
+        raise SystemExit(f"error: {message}")
+
+
+def load_predictor(model: str, device: str = "cpu", dtype: str = "float32", quantize: str | None = None,
+                   compile: bool = False, trust_remote_code: bool = False) -> Predictor:
+    """The model of a checkpoint folder or Hub id in the requested inference mode, with a clear error when a part
+    is missing."""
+    check_model_folder(model)
+    try:
+        classifier, processor, identity = load_for_inference(model, dtype=dtype, quantize=quantize, compile=compile,
+                                                             device=device, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: could not load a model and processor from {model}: {error}") from None
+    precision = quantize or dtype
+    return Predictor(classifier, processor, classifier.config, device, identity, precision + ("+compile" * compile))
+
+
+def load_pipeline(model: str, device: str | None = None, trust_remote_code: bool = False, dtype: str = "float32"):
+    """The pipeline of a checkpoint folder or Hub id (AV-CPNet, or MER 2023 with emotion scores and valence), with a
+    clear error when a part is missing."""
+    from ..pipeline_avcpnet import TASK, AVCPNetPipeline
+    from ..pipeline_mer2023 import MER2023Pipeline
+
+    predictor = load_predictor(model, device=device or "cpu", dtype=dtype, trust_remote_code=trust_remote_code)
+    pipeline_class = MER2023Pipeline if predictor.config.model_type == "mer2023" else AVCPNetPipeline
+    return pipeline_class(model=predictor.model, processor=predictor.processor, task=TASK, device=device)
+
+
+__all__ = ["DTYPES", "QUANTIZATIONS", "Predictor", "check_model_folder", "load_for_inference", "load_pipeline",
+           "load_predictor", "model_identity", "optimize_for_inference", "resolve_dtype"]

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from .labels import POLARITIES
+from ..labels import POLARITIES
 
 POLARITY_COLOURS = {"positive": "#1b9e77", "neutral": "#bdbdbd", "negative": "#7b3294"}
 

@@ -2,7 +2,7 @@
 
 The model is `--model`, else the `AVCPNET_MODEL` environment variable, else the `model/` folder next to this file
 (a checkpoint folder with the model and processor files, e.g. one written by `train_hf.py` or `save_for_pipeline`;
-a Hub id works too when the machine is online). The app itself is `modeling_avcpnet.demo`, the same as
+a Hub id works too when the machine is online). The app itself is `modeling_avcpnet.apps.demo`, the same as
 `avcpnet demo`: this file only reads the Space's settings. It binds 127.0.0.1 unless `GRADIO_SERVER_NAME` (set to
 0.0.0.0 by Spaces) or `--host` says otherwise.
 """
@@ -10,8 +10,8 @@ a Hub id works too when the machine is online). The app itself is `modeling_avcp
 import argparse
 import os
 
-from modeling_avcpnet.cli import load_pipeline
-from modeling_avcpnet.demo import DemoSettings, build_demo, launch_demo, make_examples, use_private_upload_folder
+from modeling_avcpnet.inference.loading import load_pipeline
+from modeling_avcpnet.apps.demo import DemoSettings, build_demo, launch_demo, make_examples, use_private_upload_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
