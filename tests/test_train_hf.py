@@ -110,20 +110,29 @@ def test_refuses_to_select_the_best_checkpoint_on_the_test_split():
 def test_user_errors_end_with_one_clear_line(sample_cache, tmp_path):
     """A wrong data_dir, best-on-test selection and a push with the Hub offline: exit status 1, one message,
     no traceback."""
+    push = tiny_run_args(tmp_path / "push", sample_cache, "--do_train", "--max_steps", "1",
+                         "--push_to_hub", "--hub_model_id", "org/name")
+    # issue 22.2: the network down during a push (a closed local port as the Hub), not only HF_HUB_OFFLINE=1
+    network_down = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_a_token"}
     cases = {
-        "does not exist": ["configs/sample.yaml", "--dataset_name", "caer", "--data_dir", str(tmp_path / "missing")],
-        "final test split": ["configs/sample.yaml", "--eval_split", "test"],
-        "offline": tiny_run_args(tmp_path / "push", sample_cache, "--do_train", "--max_steps", "1",
-                                 "--push_to_hub", "--hub_model_id", "org/name"),
+        "does not exist": (["configs/sample.yaml", "--dataset_name", "caer", "--data_dir", str(tmp_path / "missing")],
+                           {}),
+        "final test split": (["configs/sample.yaml", "--eval_split", "test"], {}),
+        "unknown command-line arguments: ['--fusion_typo', 'sum'] (did you mean fusion_typo -> fusion_type?":
+            (["configs/sample.yaml", "--fusion_typo", "sum"], {}),
+        "HF_HUB_OFFLINE is set": (push, {}),
+        "could not reach the Hugging Face Hub at http://127.0.0.1:9 to push": (push, network_down),
     }
-    for expected, arguments in cases.items():
+    for expected, (arguments, env) in cases.items():
         done = subprocess.run([sys.executable, "train_hf.py", *arguments, "--output_dir", str(tmp_path / "out")],
                               cwd=REPO, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env})
         assert done.returncode == 1, (expected, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, done.stderr[-2000:]
         (error,) = [line for line in done.stderr.splitlines() if line.startswith("train_hf.py: error:")]
-        assert expected in done.stderr.split("train_hf.py: error:")[1], (expected, done.stderr[-2000:])
+        assert expected in error, (expected, done.stderr[-2000:])
+        if "push" in expected:
+            assert "run without --push_to_hub" in error, error
 
 
 def test_classification_heads_are_the_ones_the_model_class_declares():
