@@ -59,7 +59,8 @@ def find_videos(inputs: Iterable[str], extensions: Iterable[str] = VIDEO_EXTENSI
                 other_files: list[str] | None = None) -> tuple[list[str], list[str]]:
     """Expand files, folders (searched recursively for `extensions`) and glob patterns into absolute file paths,
     in the order given (folder contents sorted), without duplicates. Files named explicitly or matched by a pattern
-    are kept whatever their extension, and a named file that does not exist is kept too (it gets an error row).
+    are kept whatever their extension, and a named file that does not exist is kept too (it gets an error row);
+    a missing name that ends with a separator or has no extension is a missing folder (a warning).
     Files of other extensions met in scanned folders (not hidden ones) are appended to `other_files` when given.
 
     Returns `(paths, warnings)`, the warnings naming patterns and folders that matched nothing."""
@@ -85,6 +86,9 @@ def find_videos(inputs: Iterable[str], extensions: Iterable[str] = VIDEO_EXTENSI
         if os.path.isdir(item):
             if not add_folder(item):
                 warnings.append(f"no video files ({', '.join(extensions)}) under {item}")
+        elif not os.path.exists(item) and not GLOB_CHARACTERS & set(item) and (
+                item.endswith(("/", os.sep)) or not os.path.splitext(item)[1]):  # a missing folder: not a file row
+            warnings.append(f"{item}: no such file or folder")
         elif os.path.exists(item) or not GLOB_CHARACTERS & set(item):
             paths[os.path.abspath(item)] = None
         else:
@@ -590,6 +594,9 @@ def _predict(args, shard, say, fmt: str, paths: list[str], not_videos: list[str]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avcpnet", description="AV-CPNet audio-visual emotion recognition.")
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of its one-line message (anywhere in the line)")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser(
         "predict", help="label video files with an AV-CPNet or MER 2023 checkpoint",
@@ -635,7 +642,32 @@ def add_extra_commands(commands) -> None:
     add_demo_arguments(commands.add_parser("demo", help="start the Gradio demo app (127.0.0.1 by default)"))
 
 
+def version_line() -> str:
+    """`avcpnet --version`: this package's version and those of the libraries a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"avcpnet {of('avcpnet')} (transformers {of('transformers')}, torch {of('torch')}, av {of('av')})"
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        return _run_command([item for item in argv if item != "--debug"])
+    except (OSError, ValueError) as error:  # user errors (missing files, bad values): one line, unless --debug
+        if debug:
+            raise
+        print(f"avcpnet: error: {' '.join(str(error).split())} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _run_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "predict":
         if args.batch_size < 1 or args.num_workers < 0 or args.threads < 0:
