@@ -289,6 +289,7 @@ def test_hub_folder_loads_by_repo_id_offline(trained, tmp_path):
     test_accuracy = trained["results"]["test"]["accuracy"]
     assert reported[("test", "Accuracy (fused)")] == pytest.approx(test_accuracy, abs=1e-4)
     assert "| fear | negative |" in card and "learning_rate: 0.001" in card
+    assert f"- num_epochs: {EPOCHS}\n" in card and "max_steps" not in card
     assert "optimizer: adamw_torch" in card and "OptimizerNames" not in card and "SchedulerType" not in card
 
     # Populate a Hugging Face cache as a download would, then load by repo id with the Hub switched off.
@@ -374,6 +375,8 @@ def test_finetune_six_label_checkpoint_on_seven_label_dataset(trained, tmp_path)
     assert result["global_step"] == 2
     card = (tmp_path / "out" / "README.md").read_text()
     assert checkpoint not in card and "base_model" not in card.split("---")[1]  # never a path of this machine
+    # issue 22.5: a --max_steps run's card gives the steps and the epochs actually trained, not the configured ones
+    assert "- max_steps: 2\n" in card and "trained (max_steps overrides num_train_epochs 3)" in card, card
 
 
 def _run_script(args, env_extra=None, **kwargs):
