@@ -640,6 +640,10 @@ def add_extra_commands(commands) -> None:
     from .demo import add_demo_arguments
 
     add_demo_arguments(commands.add_parser("demo", help="start the Gradio demo app (127.0.0.1 by default)"))
+    from datasets_emotions.sample_clips import add_arguments as add_sample_clips_arguments
+
+    add_sample_clips_arguments(commands.add_parser(
+        "sample-clips", help="write a few small clips to try the examples on (clip.mp4, talk.mp4, videos/, ...)"))
 
 
 def version_line() -> str:
@@ -687,6 +691,10 @@ def _run_command(argv: list[str]) -> int:
         from .demo import demo_command
 
         return demo_command(args)
+    if args.command == "sample-clips":
+        from datasets_emotions.sample_clips import command as sample_clips_command
+
+        return sample_clips_command(args)
     return 2
 
 
