@@ -232,3 +232,16 @@ def test_readme_blocks_run_in_order(tmp_path):
                           capture_output=True, text=True, timeout=900)
     print(done.stdout)  # each block with its time (pytest -s shows it)
     assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+
+
+def test_the_checks_catch_what_the_newcomer_met():
+    """Issue 22.1's broken blocks, as they were: a fragment using an undefined class, `hf` off PATH, a config
+    path that does not exist."""
+    _, read = python_names("from modeling_avcpnet.face_crop_mer2023 import FaceCropper\n"
+                           "extractor = MER2023DeepFeatureExtractor.from_pretrained(face_cropper=FaceCropper())\n")
+    assert read == {"MER2023DeepFeatureExtractor"}
+    problems = check_bash(Block("README.md", 1, "bash", "hf auth login\n.venv/bin/python train_hf.py "
+                                "configs/nope.yaml\n.venv/bin/python -m modeling_avcpnet.nope\n", None))
+    assert any(problem.startswith("hf: not on PATH") for problem in problems) or shutil.which("hf", path=OUTSIDE_VENV)
+    assert "configs/nope.yaml: no such file in the repository" in problems
+    assert "-m modeling_avcpnet.nope: no such module" in problems
