@@ -41,12 +41,12 @@ from modeling_avcpnet.training import (
 )
 from modeling_avcpnet.training.arguments import adapt_training_arguments
 from modeling_avcpnet.training.metrics import strip_prefix
+from modeling_avcpnet.training.user_errors import USER_ERRORS, one_line
 
 logger = logging.getLogger("train_hf")
 
-# Errors that mean "the run was asked something impossible", not "the code is broken": the datasets' data-folder
-# and label errors, argument errors, missing files and checkpoints, the Hub being unreachable or offline.
-USER_ERRORS = (ValueError, OSError, ConnectionError)
+# USER_ERRORS: errors that mean "the run was asked something impossible", not "the code is broken" (data folders,
+# labels, arguments, missing files, the Hub unreachable or offline); `one_line` gives each its cause and fix.
 
 
 def setup_logging(training_args) -> None:
@@ -185,7 +185,7 @@ def run(argv: Optional[list[str]] = None) -> int:
     except USER_ERRORS as error:
         if os.environ.get("TRAIN_HF_TRACEBACK"):
             raise
-        print(f"train_hf.py: error: {error}", file=sys.stderr)
+        print(f"train_hf.py: error: {one_line(error)}", file=sys.stderr)
         _leave_process_group(wait_for_others=False)
         return 1
     _leave_process_group(wait_for_others=True)

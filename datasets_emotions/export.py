@@ -11,9 +11,11 @@ Command:
 
 ```
 python -m datasets_emotions.export sample --output exports/emotions-sample
-python -m datasets_emotions.export emotions --data-dir /data/eMotions --config balanced --output exports/eb \
-    --push-to-hub user/emotions-balanced
+python -m datasets_emotions.export emotions --data_dir /data/eMotions --config balanced --output exports/eb \
+    --push_to_hub user/emotions-balanced
 ```
+
+Options take both spellings, ``--data_dir`` (as ``train_hf.py``) and ``--data-dir``.
 """
 
 from __future__ import annotations
@@ -173,11 +175,15 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("name", choices=sorted(BUILDERS))
     parser.add_argument("--output", required=True, help="folder to write (data/*.parquet + README.md)")
     parser.add_argument("--config", default=None, help="config name, e.g. balanced, sentiment")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--num-proc", type=int, default=None, help="processes used to prepare the dataset")
-    parser.add_argument("--data-root", default=None, help="make media paths relative to this folder")
-    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the export to this repo")
+    # both spellings of every option: `--data_dir` as in train_hf.py (HfArgumentParser), `--data-dir` as in CLIs
+    parser.add_argument("--data_dir", "--data-dir", dest="data_dir", default=None)
+    parser.add_argument("--cache_dir", "--cache-dir", dest="cache_dir", default=None)
+    parser.add_argument("--num_proc", "--num-proc", dest="num_proc", type=int, default=None,
+                        help="processes used to prepare the dataset")
+    parser.add_argument("--data_root", "--data-root", dest="data_root", default=None,
+                        help="make media paths relative to this folder")
+    parser.add_argument("--push_to_hub", "--push-to-hub", dest="push_to_hub", default=None, metavar="REPO_ID",
+                        help="upload the export to this repo")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--token", default=None)
     args = parser.parse_args(argv)

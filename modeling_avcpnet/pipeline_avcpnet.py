@@ -50,6 +50,7 @@ import os
 import types
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoModelForVideoClassification, AutoProcessor, Pipeline
@@ -58,7 +59,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .hub_repo_avcpnet import PROCESSOR_FILES, has_processor
-from .media_avcpnet import is_media_error
+from .media_avcpnet import MediaError, describe_source, is_media_error
 from .prediction_avcpnet import clip_result, predict_clips
 
 TASK = "audio-visual-emotion-classification"
@@ -111,20 +112,96 @@ def collate_model_inputs(items: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+SUPPORTED_INPUTS = ("a path, bytes, a file object, a decoded (T, H, W, 3) array, a datasets media dict "
+                    "{'bytes', 'path'}, or a row / {'video', 'audio'} dict")
+
+
+def _media_value(value: Any, column: str) -> Any:
+    """A media value as the ecosystem hands it -> what the processor reads; None for "no media" (an empty audio
+    column). Accepts paths, bytes, file objects, arrays and `datasets` `Video`/`Audio(decode=False)` values
+    (`{"bytes": ..., "path": ...}`, bytes None when only the path is stored); raises `MediaError` otherwise."""
+    if value is None or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        if "array" in value and column == "audio":  # a decoded datasets Audio value: the waveform and its rate
+            return value
+        if not {"bytes", "path"} & set(value):
+            raise MediaError(f"<dict with keys {sorted(value)}>", f"not a media value; pass {SUPPORTED_INPUTS}")
+        if value.get("bytes") is not None:  # embedded media (a Parquet export), named by its path
+            if not len(value["bytes"]):
+                raise MediaError(str(value.get("path") or "<0 bytes in memory>"), "no data (0 bytes)")
+            return {"bytes": value["bytes"], "path": value.get("path")}
+        return os.fspath(value["path"]) if value.get("path") else None
+    if type(value).__module__.split(".")[0] == "torchcodec":  # datasets >= 4 decodes media columns with torchcodec
+        raise MediaError(f"<{type(value).__name__}>", f"a decoded datasets {column} column; cast it with "
+                         f"`ds.cast_column({column!r}, datasets.{column.capitalize()}(decode=False))` first")
+    if isinstance(value, (str, bytes, bytearray, memoryview, np.ndarray, torch.Tensor, tuple)):
+        return value
+    if hasattr(value, "read"):  # a file object
+        return value
+    raise MediaError(f"<{type(value).__name__}>", f"not a supported input; pass {SUPPORTED_INPUTS}")
+
+
+def normalize_clip_input(inputs: Any) -> tuple[Any, Any]:
+    """`(video, audio)` for one pipeline input, whatever form the ecosystem hands it in:
+
+    - a path (str or `PathLike`), bytes, a file object, a decoded `(T, H, W, 3)` array, a frames folder;
+    - a `datasets` `Video`/`Audio(decode=False)` value `{"bytes": ..., "path": ...}` (bytes may be None: the path);
+    - a row of a dataset (this project's `load_dataset` splits and their Parquet exports, whose `video` is such a
+      dict) or `{"video": ..., "audio": ...}`: `audio` is a separate soundtrack (path, bytes, media dict, or a
+      decoded `{"array", "sampling_rate"}`); empty (`""`, None) means the video's own track.
+
+    Raises `MediaError` (reported as the input's error entry by the pipelines) for anything else."""
+    if isinstance(inputs, dict) and "video" in inputs:
+        if isinstance(inputs["video"], list):
+            raise MediaError("<dict of lists>", "a batch of rows (e.g. `ds[:8]`): pass the dataset itself or a "
+                             "list of rows (`list(ds)`, `ds.select(range(8))`)")
+        video = _media_value(inputs["video"], "video")
+        if video is None:
+            raise MediaError(str(inputs.get("video_id") or "<row>"), "its 'video' value is empty")
+        return video, _media_value(inputs.get("audio"), "audio")
+    if isinstance(inputs, dict) and not {"bytes", "path"} & set(inputs):
+        raise MediaError(f"<dict with keys {sorted(inputs)}>", f"a dict input needs a 'video' key (a row or "
+                         f"{{'video', 'audio'}}) or 'bytes'/'path' (a datasets media value); pass {SUPPORTED_INPUTS}")
+    video = _media_value(inputs, "video")
+    if video is None:
+        raise MediaError(describe_source(inputs) if inputs is not None else "<None>", "no media (empty input)")
+    return video, None
+
+
 def preprocess_clip(processor, inputs, **video_kwargs) -> dict[str, Any]:
-    """Model inputs (batch of 1) for one clip, in eval mode. `inputs` is anything the processor takes as one video,
-    or `{"video": ..., "audio": ...}` with a separate soundtrack. Raises `MediaError` for undecodable media."""
-    audio = None
-    if isinstance(inputs, dict):
-        if "video" not in inputs:
-            raise ValueError(f"a dict input needs a 'video' key (and optionally 'audio'), got keys {sorted(inputs)}")
-        audio = inputs.get("audio") or None
-        inputs = inputs["video"]
-    if isinstance(inputs, os.PathLike):
-        inputs = os.fspath(inputs)
-    features = processor(videos=[inputs], audio=None if audio is None else [audio], training=False,
-                         return_tensors="pt", **video_kwargs)
+    """Model inputs (batch of 1) for one clip, in eval mode. `inputs`: any form `normalize_clip_input` takes.
+    Raises `MediaError` for undecodable media or an input of no supported form."""
+    video, audio = normalize_clip_input(inputs)
+    audio_kwargs = {}
+    if isinstance(audio, dict) and "array" in audio:  # a decoded waveform and its rate
+        audio, audio_kwargs = np.asarray(audio["array"], dtype=np.float32), {"sampling_rate": audio["sampling_rate"]}
+    features = processor(videos=[video], audio=None if audio is None else [audio], training=False,
+                         return_tensors="pt", **audio_kwargs, **video_kwargs)
     return dict(features)
+
+
+def _datasets_kind(inputs: Any) -> str | None:
+    """"Dataset" / "IterableDataset" for the `datasets` library's classes (not imported here), else None."""
+    for cls in type(inputs).__mro__:
+        if cls.__module__.split(".")[0] == "datasets" and cls.__name__ in ("Dataset", "IterableDataset"):
+            return cls.__name__
+    return None
+
+
+class _DatasetRows(torch.utils.data.Dataset):
+    """The rows of a `datasets.Dataset` as a torch `Dataset` (what the pipelines iterate lazily)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[index]
 
 
 class _OneResultPerInput:
@@ -136,6 +213,17 @@ class _OneResultPerInput:
     _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
+
+    def __call__(self, inputs=None, *args, **kwargs):
+        """As the built-in pipelines, plus: a `datasets.Dataset` (e.g. a split of this project's Parquet export)
+        gives a list of results, one per row, its rows read as the batches need them; a `datasets.IterableDataset`
+        an iterator of results."""
+        kind = _datasets_kind(inputs)
+        if kind == "Dataset":
+            return list(super().__call__(_DatasetRows(inputs), *args, **kwargs))
+        if kind == "IterableDataset":
+            return super().__call__((row for row in inputs), *args, **kwargs)
+        return super().__call__(inputs, *args, **kwargs)
 
     def _check_on_error(self, on_error: str) -> str:
         if on_error not in ON_ERROR:
@@ -196,8 +284,10 @@ class AVCPNetPipeline(_OneResultPerInput, Pipeline):
     """Audio-visual emotion classification of short videos with an AV-CPNet model.
 
     Inputs: a local file path, the file's bytes, a file-like object, a decoded `(T, H, W, 3)` array (whatever the
-    processor takes), a dict `{"video": ..., "audio": ...}` for a separate soundtrack file, or a list of any of
-    these. Each clip is processed in eval mode (centred segments, centre crop); clips without an audio stream get
+    processor takes), a `datasets` media value `{"bytes": ..., "path": ...}`, a dataset row or a dict
+    `{"video": ..., "audio": ...}` (a separate soundtrack), a list of any of these, or a `datasets.Dataset` (e.g. a
+    split of the Parquet export: a list of results, one per row); see `normalize_clip_input`. An input of no
+    supported form gets an error entry like an undecodable file. Each clip is processed in eval mode (centred segments, centre crop); clips without an audio stream get
     zero features and `audio_mask` False, so the model classifies them from vision alone.
 
     Returns per input a dict: `label` and `score` (the most likely class), `labels` (the `top_k` classes with their

@@ -28,6 +28,11 @@ from .media_avcpnet import (MediaError, MediaReader, MissingAudioWarning, VideoD
 from .video_processing_avcpnet import AVCPNetVideoProcessor, make_video_list
 
 
+# How a caller whose batch raised for one bad file keeps the others (said in the error of a batch of several).
+SKIP_HINT = ("pass skip_bad_files=True to leave undecodable files out of the batch (batch.kept_indices and "
+             "batch.errors say which), or use the pipeline, which gives one result per input")
+
+
 class AVCPNetProcessor(ProcessorMixin):
     r"""
     Wraps an [`AVCPNetVideoProcessor`] and an [`AVCPNetFeatureExtractor`].
@@ -43,8 +48,10 @@ class AVCPNetProcessor(ProcessorMixin):
     `training` (random sampling and augmentation, from `generator` or torch's global RNG), `generator`
     (`torch.Generator`), `do_sample_frames`, `num_frames` (see [`AVCPNetVideoProcessor`]).
 
-    `skip_bad_files=False` (default): the first sample whose video or soundtrack cannot be decoded raises
-    `MediaError` (a `ValueError` naming the file and the problem). `skip_bad_files=True`: such samples are
+    `skip_bad_files=False` (default, as transformers' processors: a batch never silently loses rows, so it stays
+    aligned with the caller's labels): the first sample whose video or soundtrack cannot be decoded raises
+    `MediaError` (a `ValueError` naming the file and the problem; in a batch of several, also its position and
+    this option). `skip_bad_files=True`: such samples are
     left out of every output tensor; the returned `BatchFeature` has the attributes `kept_indices` (positions in
     the input list of the rows of the batch, in order) and `errors` (dict: input position -> error message), which
     are not dictionary keys, so `model(**batch)` works. Example: inputs `[good, bad, good]` give a batch of 2 rows,
@@ -99,8 +106,13 @@ class AVCPNetProcessor(ProcessorMixin):
             try:
                 clip, audio_features = self._process_sample(video, audio_list[position], sampling_rate, video_kwargs)
             except ValueError as error:  # a MediaError, from this file's copy of the media layer or another's
-                if not skip_bad_files or not is_media_error(error):
+                if not is_media_error(error):
                     raise
+                if not skip_bad_files:
+                    if count == 1:
+                        raise
+                    raise type(error)(error.name, f"{error.problem} (input {position} of {count}; "
+                                      f"{SKIP_HINT})") from error
                 errors[position] = str(error)
                 continue
             if clip is not None:

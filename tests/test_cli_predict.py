@@ -176,6 +176,9 @@ def test_find_videos_files_folders_and_patterns(setup, tmp_path):
     assert len(paths) == len(set(paths)) == 7 + 2  # the 7 videos, notes.txt (matched explicitly), missing.mp4
     assert os.path.join(setup["videos"], "notes.txt") in paths and str(tmp_path / "missing.mp4") in paths
     assert warnings == [f"no files match {tmp_path / 'none_*.mp4'}"]
+    # issue 22.1: a missing folder is said to be missing, not counted as an unreadable file
+    assert cli.find_videos([str(tmp_path / "videos") + os.sep, str(tmp_path / "more")]) == (
+        [], [f"{tmp_path / 'videos'}{os.sep}: no such file or folder", f"{tmp_path / 'more'}: no such file or folder"])
 
 
 def test_resume_refuses_another_model(setup, tmp_path):
@@ -232,3 +235,21 @@ def test_torchrun_two_processes_shard_resume_and_merge(setup, tmp_path):
     assert not result_files.existing_parts(str(output))  # parts merged away
     assert done.stdout.count("avcpnet predict:") == 1  # rank 0 reports for all
     assert "7 files, 4 labelled" in done.stdout and "1 already in the output (skipped)" in done.stdout
+
+
+def test_version_and_one_line_errors_with_debug(monkeypatch, capsys):
+    """Issue 22.5: `avcpnet --version` exists; a user error is one line, its traceback behind --debug."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("avcpnet 0.1.0 (transformers ")
+
+    def fail(args):
+        raise OSError("[Errno 28] No space left on device:\n'out.csv'")
+
+    monkeypatch.setattr(cli, "predict", fail)
+    argv = ["predict", "x.mp4", "--model", "m", "--output", "out.csv"]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == ("avcpnet: error: [Errno 28] No space left on device: 'out.csv' "
+                                       "(--debug shows the traceback)\n")
+    with pytest.raises(OSError, match="No space left"):
+        cli.main([*argv, "--debug"])

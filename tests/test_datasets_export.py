@@ -115,7 +115,8 @@ def test_command_line_and_push(tmp_path, clips):
         for name in ("Happy", "Sad"):
             os.makedirs(data / split / name)
             shutil.copyfile(clips[0][0], data / split / name / "0001.avi")
-    main(["caer", "--data-dir", str(data), "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
+    # both spellings (issue 22.5): `--data_dir` as train_hf.py takes it, `--cache-dir` as CLIs do
+    main(["caer", "--data_dir", str(data), "--output", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")])
     back = datasets.load_dataset(str(tmp_path / "out"), split="test", cache_dir=str(tmp_path / "plain"))
     assert back.num_rows == 2 and back.features["label"].names[3] == "happy"
     assert sorted(row["video"]["path"] for row in back) == ["test/Happy/0001.avi", "test/Sad/0001.avi"]

@@ -195,6 +195,12 @@ def outward_address() -> str | None:
 
 def test_server_listens_on_loopback_only(server):
     assert httpx.get(server.url + "/", timeout=10).status_code == 200
+    # issue 22.5: the start lines name the CLI's --share (not Gradio's `share=True`), and the page says what the
+    # headline and the timeline each summarise
+    with open(server.log.name) as log:
+        started = log.read()
+    assert "add --share to the command" in started and "share=True" not in started, started
+    assert "summarise the whole clip" in httpx.get(server.url + "/config", timeout=10).text
     address = outward_address()
     if address is None:
         pytest.skip("this machine has no non-loopback address to try")
@@ -214,6 +220,7 @@ def test_server_refuses_oversized_uploads_and_foreign_paths(media, server):
     for path in ("/etc/passwd", str(secret), media["clip"]):
         stream = call(server.url, {"path": path, "meta": {"_type": "gradio.FileData"}})
         assert "event: error" in stream and "root:" not in stream and "do not serve me" not in stream
+        assert "not uploaded by a user" in stream, stream  # issue 22.5: the caller is told why, not a bare error
     for path in ("/etc/passwd", str(secret)):
         response = httpx.get(f"{server.url}/gradio_api/file={path}", timeout=10)
         assert response.status_code in (403, 404) and "root:" not in response.text

@@ -229,3 +229,72 @@ def test_saved_folder_loads_in_fresh_process_without_the_package(checkpoint, tmp
                                        atol=1e-5, rtol=1e-4)
     assert "empty.mp4: file is empty" in answer["results"][-1]["error"]
     assert "empty.mp4: file is empty" in answer["standard"][-1][0]["error"]
+
+
+def test_every_input_form_of_the_ecosystem_gives_one_result_each(checkpoint, tmp_path):
+    """Issue 22.3: paths, PathLike, bytes, file objects, `datasets` media dicts (with and without bytes), rows of the
+    project's Parquet export (a `datasets.Dataset` or a list of its rows) and `{"video", "audio"}` dicts with a
+    decoded soundtrack; bad inputs of any form give an error entry in their place, never lose the batch."""
+    import datasets
+    from pathlib import Path
+
+    from datasets_emotions.export import export_to_parquet
+
+    classifier = pipeline(TASK, model=checkpoint["model"], processor=checkpoint["processor"], device="cpu")
+    good, other, silent = checkpoint["clips"]
+    reference = {path: classifier(path, top_k=6)["labels"] for path in (good, other)}
+
+    def same(result, path):
+        assert result["error"] is None, result
+        for a, b in zip(result["labels"], reference[path]):
+            assert a["label"] == b["label"] and a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+    with open(good, "rb") as handle:
+        data = handle.read()
+    handle = open(other, "rb")
+    forms = [
+        (Path(good), good), (data, good), (handle, other),
+        ({"bytes": data, "path": "clips/good.mp4"}, good),     # datasets Video(decode=False), embedded
+        ({"bytes": None, "path": other}, other),                # datasets Video(decode=False), path only
+        ({"video": {"bytes": None, "path": good}, "audio": None, "label": 3}, good),  # a row, its own soundtrack
+        ({"video": good, "audio": ""}, good),
+    ]
+    bad = [42, {"foo": 1}, {"video": [good, other]}, {"bytes": None, "path": None}, {"video": "", "video_id": "x"}]
+    inputs = [form for form, _ in forms] + bad
+    for batch_size in (1, 4):
+        handle.seek(0)
+        results = classifier(inputs, batch_size=batch_size, top_k=6)
+        assert len(results) == len(inputs)
+        for result, (_, path) in zip(results, forms):
+            same(result, path)
+        errors = [result["error"] for result in results[len(forms):]]
+        assert all(error for error in errors) and all(result["label"] is None for result in results[len(forms):])
+        assert "not a supported input" in errors[0] and "needs a 'video' key" in errors[1]
+        assert "a batch of rows" in errors[2] and "no media" in errors[3] and errors[4].startswith("x:")
+    handle.close()
+    with pytest.raises(ValueError, match="not a supported input"):
+        classifier(42, on_error="raise")
+
+    # A decoded soundtrack ({"array", "sampling_rate"}, datasets' Audio) next to a silent video.
+    waveform = tone(500, 2.0, 16000).astype(np.float32)
+    with_array = classifier({"video": silent, "audio": {"array": waveform, "sampling_rate": 16000}}, top_k=6)
+    assert with_array["error"] is None and with_array["has_audio"] is True
+
+    # The project's own Parquet export, loaded with plain `datasets`: a Dataset or its rows, one result per row.
+    features = datasets.Features({"video": datasets.Value("string"), "audio": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["a", "b", "c"])})
+    source = datasets.Dataset.from_dict({"video": [good, other, checkpoint["bad"]["empty"]], "audio": ["", "", ""],
+                                         "label": [0, 1, 2]}, features=features)
+    exported = datasets.load_dataset(export_to_parquet(source, str(tmp_path / "export")), split="train")
+    assert set(exported[0]["video"]) == {"bytes", "path"}
+    for rows in (exported, list(exported)):
+        results = classifier(rows, batch_size=2, top_k=6)
+        assert len(results) == 3
+        same(results[0], good), same(results[1], other)
+        assert results[2]["error"].endswith("empty.mp4: no data (0 bytes)")
+
+    # transformers' own video-classification task takes the same forms
+    standard = pipeline(VIDEO_TASK, model=checkpoint["model"], processor=checkpoint["processor"], device="cpu",
+                        pipeline_class=AVCPNetVideoClassificationPipeline)
+    results = standard(exported, top_k=1)
+    assert len(results) == 3 and results[0][0]["label"] == reference[good][0]["label"] and "error" in results[2][0]

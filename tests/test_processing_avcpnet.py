@@ -280,8 +280,19 @@ def test_skip_bad_files_keeps_the_good_samples(processor, media, tmp_path):
     song = write_clip(tmp_path / "song.m4a", audio=tone(300, 1.0))
     videos = [media["av"], str(empty), media["silent"], str(text), song]
 
-    with pytest.raises(VideoDecodingError, match="empty.mp4: file is empty"):
+    # The decision (issue 22.4): a batch raises by default (it never silently loses rows, which would misalign it
+    # with the caller's labels); the one-line message names the file, its position and the option that skips it.
+    with pytest.raises(VideoDecodingError) as raised:
         processor(videos=videos)
+    assert str(raised.value) == (f"{empty}: file is empty (0 bytes) (input 1 of 5; pass skip_bad_files=True to "
+                                 "leave undecodable files out of the batch (batch.kept_indices and batch.errors say "
+                                 "which), or use the pipeline, which gives one result per input)")
+    from transformers import AutoProcessor
+
+    saved = tmp_path / "saved"
+    processor.save_pretrained(saved)
+    with pytest.raises(ValueError, match=r"empty.mp4: file is empty \(0 bytes\) \(input 1 of 5; pass skip_bad"):
+        AutoProcessor.from_pretrained(saved)(videos=videos)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingAudioWarning)

@@ -121,20 +121,29 @@ def test_refuses_to_select_the_best_checkpoint_on_the_test_split():
 def test_user_errors_end_with_one_clear_line(sample_cache, tmp_path):
     """A wrong data_dir, best-on-test selection and a push with the Hub offline: exit status 1, one message,
     no traceback."""
+    push = tiny_run_args(tmp_path / "push", sample_cache, "--do_train", "--max_steps", "1",
+                         "--push_to_hub", "--hub_model_id", "org/name")
+    # issue 22.2: the network down during a push (a closed local port as the Hub), not only HF_HUB_OFFLINE=1
+    network_down = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_not_a_token"}
     cases = {
-        "does not exist": ["configs/sample.yaml", "--dataset_name", "caer", "--data_dir", str(tmp_path / "missing")],
-        "final test split": ["configs/sample.yaml", "--eval_split", "test"],
-        "offline": tiny_run_args(tmp_path / "push", sample_cache, "--do_train", "--max_steps", "1",
-                                 "--push_to_hub", "--hub_model_id", "org/name"),
+        "does not exist": (["configs/sample.yaml", "--dataset_name", "caer", "--data_dir", str(tmp_path / "missing")],
+                           {}),
+        "final test split": (["configs/sample.yaml", "--eval_split", "test"], {}),
+        "unknown command-line arguments: ['--fusion_typo', 'sum'] (did you mean fusion_typo -> fusion_type?":
+            (["configs/sample.yaml", "--fusion_typo", "sum"], {}),
+        "HF_HUB_OFFLINE is set": (push, {}),
+        "could not reach the Hugging Face Hub at http://127.0.0.1:9 to push": (push, network_down),
     }
-    for expected, arguments in cases.items():
+    for expected, (arguments, env) in cases.items():
         done = subprocess.run([sys.executable, "train_hf.py", *arguments, "--output_dir", str(tmp_path / "out")],
                               cwd=REPO, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env})
         assert done.returncode == 1, (expected, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, done.stderr[-2000:]
         (error,) = [line for line in done.stderr.splitlines() if line.startswith("train_hf.py: error:")]
-        assert expected in done.stderr.split("train_hf.py: error:")[1], (expected, done.stderr[-2000:])
+        assert expected in error, (expected, done.stderr[-2000:])
+        if "push" in expected:
+            assert "run without --push_to_hub" in error, error
 
 
 def test_classification_heads_are_the_ones_the_model_class_declares():
@@ -293,6 +302,7 @@ def test_hub_folder_loads_by_repo_id_offline(trained, tmp_path):
     test_accuracy = trained["results"]["test"]["accuracy"]
     assert reported[("test", "Accuracy (fused)")] == pytest.approx(test_accuracy, abs=1e-4)
     assert "| fear | negative |" in card and "learning_rate: 0.001" in card
+    assert f"- num_epochs: {EPOCHS}\n" in card and "max_steps" not in card
     assert "optimizer: adamw_torch" in card and "OptimizerNames" not in card and "SchedulerType" not in card
 
     # Populate a Hugging Face cache as a download would, then load by repo id with the Hub switched off.
@@ -378,6 +388,8 @@ def test_finetune_six_label_checkpoint_on_seven_label_dataset(trained, tmp_path)
     assert result["global_step"] == 2
     card = (tmp_path / "out" / "README.md").read_text()
     assert checkpoint not in card and "base_model" not in card.split("---")[1]  # never a path of this machine
+    # issue 22.5: a --max_steps run's card gives the steps and the epochs actually trained, not the configured ones
+    assert "- max_steps: 2\n" in card and "trained (max_steps overrides num_train_epochs 3)" in card, card
 
 
 def _run_script(args, env_extra=None, **kwargs):

@@ -2,7 +2,11 @@
 
 - ``avcpnet predict``: label video files, one row per file (``modeling_avcpnet.inference.predict``);
 - ``avcpnet timeline``: the emotion timeline of a long video (``modeling_avcpnet.inference.timeline``);
-- ``avcpnet demo``: the Gradio demo app (``modeling_avcpnet.apps.demo``).
+- ``avcpnet demo``: the Gradio demo app (``modeling_avcpnet.apps.demo``);
+- ``avcpnet sample-clips DIR``: a few small clips to try the README's examples on (``datasets_emotions.example_clips``).
+
+``--version`` names the versions a bug report needs; user errors (``OSError``, ``ValueError``) print one line,
+``--debug`` (anywhere in the line) shows their traceback.
 
 ``python -m modeling_avcpnet.apps.cli`` (or the old ``python -m modeling_avcpnet.cli``) is the same command, e.g.
 under ``torchrun`` for a multi-process ``predict``.
@@ -21,6 +25,9 @@ from .demo import DemoSettings
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avcpnet", description="AV-CPNet audio-visual emotion recognition.")
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error instead of its one-line message (anywhere in the line)")
     commands = parser.add_subparsers(dest="command", required=True)
     add_predict_arguments(commands.add_parser(
         "predict", help="label video files with an AV-CPNet or MER 2023 checkpoint",
@@ -29,7 +36,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_timeline_arguments(commands.add_parser(
         "timeline", help="emotion probabilities over sliding windows of a long video (CSV, JSON, plot)"))
     add_demo_arguments(commands.add_parser("demo", help="start the Gradio demo app (127.0.0.1 by default)"))
+    from datasets_emotions.example_clips import add_arguments as add_example_clips_arguments
+
+    add_example_clips_arguments(commands.add_parser(
+        "sample-clips", help="write a few small clips to try the examples on (clip.mp4, talk.mp4, videos/, ...)"))
     return parser
+
+
+def version_line() -> str:
+    """`avcpnet --version`: this package's version and those of the libraries a bug report needs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"avcpnet {of('avcpnet')} (transformers {of('transformers')}, torch {of('torch')}, av {of('av')})"
 
 
 def add_predict_arguments(parser) -> None:
@@ -105,6 +129,18 @@ def add_demo_arguments(parser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        return _run_command([item for item in argv if item != "--debug"])
+    except (OSError, ValueError) as error:  # user errors (missing files, bad values): one line, unless --debug
+        if debug:
+            raise
+        print(f"avcpnet: error: {' '.join(str(error).split())} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _run_command(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "predict":
         return predict.predict_command(args)
@@ -116,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import demo_command
 
         return demo_command(args)
+    if args.command == "sample-clips":
+        from datasets_emotions.example_clips import command as example_clips_command
+
+        return example_clips_command(args)
     return 2
 
 

@@ -208,7 +208,9 @@ def build_demo(pipe, settings: Optional[DemoSettings] = None, examples: Optional
         gr.Markdown("# Audio-visual emotion recognition (AV-CPNet)\n"
                     f"Upload or record a clip (up to {settings.max_upload_mb:g} MB and "
                     f"{settings.max_duration_s:g} s). Clips of {settings.timeline_min_seconds:g} s or more also get "
-                    f"an emotion timeline ({settings.window:g}-s windows every {settings.stride:g} s).")
+                    f"an emotion timeline ({settings.window:g}-s windows every {settings.stride:g} s).\n\n"
+                    "The headline, bars and branches summarise the whole clip (segments sampled across all of it); "
+                    "the timeline shows each window on its own, so a window can differ from the headline.")
         with gr.Row():
             with gr.Column():
                 video = gr.Video(label="clip", sources=["upload", "webcam"], elem_id="clip")
@@ -257,9 +259,19 @@ def launch_demo(demo, host: str = "127.0.0.1", port: Optional[int] = None, share
     if threading.current_thread() is threading.main_thread():
         # `kill` (SIGTERM) stops the server like Ctrl-C, so that the upload folder is removed on the way out.
         signal.signal(signal.SIGTERM, _interrupt)
-    return demo.launch(server_name=host, server_port=port, share=share,
-                       max_file_size=int(settings.max_upload_mb * MB), allowed_paths=demo.avcpnet_examples,
-                       ssr_mode=False, show_error=False, **kwargs)
+    # show_error: the handler turns every error of its own into a page message, so only Gradio's own refusals (a
+    # raw path that was not uploaded, an upload over the limit) reach API callers, with their reason instead of an
+    # empty AppError. quiet: Gradio's start lines tell a Python user to set `share=True`; ours name the CLI option.
+    quiet, wait = kwargs.pop("quiet", False), not kwargs.pop("prevent_thread_lock", False)
+    result = demo.launch(server_name=host, server_port=port, share=share,
+                         max_file_size=int(settings.max_upload_mb * MB), allowed_paths=demo.avcpnet_examples,
+                         ssr_mode=False, show_error=True, quiet=True, prevent_thread_lock=True, **kwargs)
+    if not quiet:
+        link = f"public link: {demo.share_url}" if demo.share_url else "a public link: add --share to the command"
+        print(f"* Running on local URL:  {demo.local_url}\n* {link}", flush=True)
+    if wait:
+        demo.block_thread()
+    return result
 
 
 def _interrupt(signum, frame):

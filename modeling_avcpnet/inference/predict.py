@@ -70,7 +70,8 @@ def find_videos(inputs: Iterable[str], extensions: Iterable[str] = VIDEO_EXTENSI
                 other_files: list[str] | None = None) -> tuple[list[str], list[str]]:
     """Expand files, folders (searched recursively for `extensions`) and glob patterns into absolute file paths,
     in the order given (folder contents sorted), without duplicates. Files named explicitly or matched by a pattern
-    are kept whatever their extension, and a named file that does not exist is kept too (it gets an error row).
+    are kept whatever their extension, and a named file that does not exist is kept too (it gets an error row);
+    a missing name that ends with a separator or has no extension is a missing folder (a warning).
     Files of other extensions met in scanned folders (not hidden ones) are appended to `other_files` when given.
 
     Returns `(paths, warnings)`, the warnings naming patterns and folders that matched nothing."""
@@ -96,6 +97,9 @@ def find_videos(inputs: Iterable[str], extensions: Iterable[str] = VIDEO_EXTENSI
         if os.path.isdir(item):
             if not add_folder(item):
                 warnings.append(f"no video files ({', '.join(extensions)}) under {item}")
+        elif not os.path.exists(item) and not GLOB_CHARACTERS & set(item) and (
+                item.endswith(("/", os.sep)) or not os.path.splitext(item)[1]):  # a missing folder: not a file row
+            warnings.append(f"{item}: no such file or folder")
         elif os.path.exists(item) or not GLOB_CHARACTERS & set(item):
             paths[os.path.abspath(item)] = None
         else:

@@ -123,6 +123,20 @@ class DataArguments:
     )
 
 
+def known_options(parser) -> set[str]:
+    return {action.dest for action in parser._actions}
+
+
+def _did_you_mean(unknown: list[str], known: set[str]) -> str:
+    """The fix for unknown option names: the closest known names, and where every option is listed."""
+    import difflib
+
+    close = [f"{name} -> {match[0]}" for name in unknown
+             if (match := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75))]
+    return f" (did you mean {', '.join(close)}?; `train_hf.py --help` lists every option)" if close else (
+        "; `train_hf.py --help` lists every option")
+
+
 def parse_arguments(argv: Optional[list[str]] = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """Parse from the command line, a YAML/JSON file, or a file followed by command-line overrides."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -137,17 +151,18 @@ def parse_arguments(argv: Optional[list[str]] = None) -> tuple[ModelArguments, D
             import yaml
 
             values = yaml.safe_load(path.read_text()) or {}
-        known = {action.dest for action in parser._actions}
+        known = known_options(parser)
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown arguments {unknown}")
+            raise ValueError(f"{path}: unknown arguments {unknown}{_did_you_mean(unknown, known)}")
         # The file gives the defaults, the command line (if any) overrides them.
         parser.set_defaults(**values)
     model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(
         args=argv, return_remaining_strings=True
     )
     if rest:
-        raise ValueError(f"unknown command-line arguments: {rest}")
+        options = [name.split("=")[0].lstrip("-") for name in rest if name.startswith("--")]
+        raise ValueError(f"unknown command-line arguments: {rest}{_did_you_mean(options, known_options(parser))}")
     check_model_selection(data_args, training_args)
     return model_args, data_args, training_args
 

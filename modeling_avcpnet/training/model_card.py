@@ -37,6 +37,16 @@ def _folder_name(path: Optional[str]) -> Optional[str]:
     return os.path.basename(os.path.normpath(path)) if path else None
 
 
+def _training_length(args, state) -> dict:
+    """What bounded the training: `num_train_epochs`, or `max_steps` when set (it overrides the epochs, so the card
+    gives the epochs actually trained instead of the configured ones)."""
+    if args.max_steps and args.max_steps > 0:
+        return {"max_steps": args.max_steps,
+                "num_epochs": f"{state.epoch or 0:.2f} trained (max_steps overrides num_train_epochs "
+                              f"{args.num_train_epochs:g})"}
+    return {"num_epochs": f"{args.num_train_epochs:g}"}
+
+
 def build_model_card(trainer, model_name: Optional[str] = None, dataset_name: str = "sample",
                      dataset_config: Optional[str] = None, results: Optional[dict[str, dict[str, float]]] = None,
                      license: str = "apache-2.0", finetuned_from: Optional[str] = None, **_):
@@ -76,7 +86,7 @@ def build_model_card(trainer, model_name: Optional[str] = None, dataset_name: st
         "optimizer": f"{_plain(args.optim)} (betas {args.adam_beta1}, {args.adam_beta2}, eps {args.adam_epsilon}, "
                      f"weight decay {args.weight_decay})",
         "lr_scheduler": f"{_plain(args.lr_scheduler_type)} {args.lr_scheduler_kwargs or ''}".strip(),
-        "warmup_steps": args.warmup_steps, "num_epochs": args.num_train_epochs, "max_steps": args.max_steps,
+        "warmup_steps": args.warmup_steps, **_training_length(args, trainer.state),
         "seed": args.seed, "global_step": trainer.state.global_step,
     }
     results_table = "\n".join(

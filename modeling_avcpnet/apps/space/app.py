@@ -24,12 +24,13 @@ def main() -> None:
     parser.add_argument("--max_upload_mb", type=float, default=float(os.environ.get("AVCPNET_MAX_UPLOAD_MB", "50")))
     parser.add_argument("--max_duration_s", type=float, default=float(os.environ.get("AVCPNET_MAX_DURATION_S", "600")))
     parser.add_argument("--no_examples", action="store_true")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (not on a Space)")
     args = parser.parse_args()
     use_private_upload_folder()
     pipe = load_pipeline(args.model)
     settings = DemoSettings(max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration_s)
     demo = build_demo(pipe, settings, examples=None if args.no_examples else make_examples())
-    launch_demo(demo, host=args.host, port=args.port)
+    launch_demo(demo, host=args.host, port=args.port, share=args.share)
 
 
 if __name__ == "__main__":
