@@ -177,7 +177,7 @@ def test_find_videos_files_folders_and_patterns(setup, tmp_path):
     assert os.path.join(setup["videos"], "notes.txt") in paths and str(tmp_path / "missing.mp4") in paths
     assert warnings == [f"no files match {tmp_path / 'none_*.mp4'}"]
     # issue 22.1: a missing folder is said to be missing, not counted as an unreadable file
-    assert cli.find_videos([str(tmp_path / "videos") + os.sep, str(tmp_path / "more")]) == (
+    assert predict.find_videos([str(tmp_path / "videos") + os.sep, str(tmp_path / "more")]) == (
         [], [f"{tmp_path / 'videos'}{os.sep}: no such file or folder", f"{tmp_path / 'more'}: no such file or folder"])
 
 
@@ -246,7 +246,7 @@ def test_version_and_one_line_errors_with_debug(monkeypatch, capsys):
     def fail(args):
         raise OSError("[Errno 28] No space left on device:\n'out.csv'")
 
-    monkeypatch.setattr(cli, "predict", fail)
+    monkeypatch.setattr(predict, "predict_command", fail)
     argv = ["predict", "x.mp4", "--model", "m", "--output", "out.csv"]
     assert cli.main(argv) == 1
     assert capsys.readouterr().err == ("avcpnet: error: [Errno 28] No space left on device: 'out.csv' "
