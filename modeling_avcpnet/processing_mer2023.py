@@ -4,7 +4,8 @@ The MER 2023 model classifies a clip from deep features of pretrained backbones 
 so its processor holds those backbones: `save_pretrained` writes the extraction settings
 (`preprocessor_config.json`) and the backbones with their own feature extractor / image processor in the
 sub-folders `audio_backbone/` and `vision_backbone/`; `from_pretrained` (also through `AutoProcessor` /
-`AutoFeatureExtractor` with `trust_remote_code=True`, from a folder or a Hub repo) loads them back.
+`AutoFeatureExtractor` with `trust_remote_code=True`, from a folder or a Hub repo) loads them back. A model folder
+written by `train_hf.py --model_type mer2023` thus goes from a video file to emotion scores and valence on its own.
 
 How the Auto classes reach the backbones (they differ across transformers releases):
 - `AutoProcessor` calls this class's `from_pretrained` because the saved JSON's `auto_map` names the class for
@@ -15,8 +16,7 @@ How the Auto classes reach the backbones (they differ across transformers releas
   that passes the folder on, so `from_dict` reads it from its caller, `AutoFeatureExtractor.from_pretrained`
   (its `pretrained_model_name_or_path` and hub arguments: see `_auto_feature_extractor_source`). Called from
   anywhere else, `from_dict` gives the settings without backbones, and calling that processor says how to load
-  one with its backbones. A model folder written
-by `train_hf.py --model_type mer2023` thus goes from a video file to emotion scores and valence on its own.
+  one with its backbones.
 
 Copied into saved folders: it may import only torch, transformers, numpy, av and its sibling files.
 """

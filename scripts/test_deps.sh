@@ -19,10 +19,11 @@ shift
 source scripts/_uv.sh
 venv="$AVCPNET_VENVS/$mode"
 [ -x "$venv/bin/python" ] || "$UV" venv -q --python "$PYTHON" "$venv"
-# pip is in the venv too (tests build the wheel with `python -m pip`, and it is what a user has)
-printf 'pip\n' | "$UV" pip compile -q pyproject.toml - --extra test --python "$venv/bin/python" --upgrade \
-    "${resolution[@]}" --no-header --no-annotate -o "$venv/resolved.txt" >/dev/null
+"$UV" pip compile -q pyproject.toml --extra test --python "$venv/bin/python" --upgrade "${resolution[@]}" \
+    --no-header --no-annotate -o "$venv/resolved.txt" >/dev/null
 "$UV" pip sync -q --python "$venv/bin/python" "$venv/resolved.txt"
+# pip too, at the locked version (tests build the wheel with `python -m pip`; it is what a user has), and the project
+"$UV" pip install -q --python "$venv/bin/python" "$(grep -E '^pip==' requirements.lock | cut -d' ' -f1)"
 "$UV" pip install -q --python "$venv/bin/python" --no-deps -e .
 "$venv/bin/python" - "$mode" <<'PY'
 import datetime, importlib.metadata as metadata, platform, sys
