@@ -46,15 +46,20 @@ def write_sample_clips(folder: str, seed: int = 0) -> dict[str, str]:
         open(empty, "wb").close()
     paths["empty.mp4"] = empty
 
-    talk = os.path.join(folder, "talk.mp4")
-    if not os.path.exists(talk):
-        frames = np.concatenate([render_frames(spec, duration=8.0) for spec in (first, second)])
-        audio = np.concatenate([render_audio(spec, duration=8.0) for spec in (first, second)], axis=1)
-        partial = f"{talk}.partial-{os.getpid()}.mp4"
-        write_clip(partial, frames, fps=12, audio=audio, sample_rate=16000, gop_size=12)
-        os.replace(partial, talk)
-    paths["talk.mp4"] = talk
+    paths["talk.mp4"] = write_changing_clip(first, second, os.path.join(folder, "talk.mp4"))
     return paths
+
+
+def write_changing_clip(first, second, path: str, seconds_each: float = 8.0) -> str:
+    """A clip of the sample set's cues of `first` for `seconds_each`, then of `second` (the emotion changes half
+    way: what a timeline shows), written once (to a temporary name, then renamed). Returns `path`."""
+    if not os.path.exists(path):
+        frames = np.concatenate([render_frames(spec, duration=seconds_each) for spec in (first, second)])
+        audio = np.concatenate([render_audio(spec, duration=seconds_each) for spec in (first, second)], axis=1)
+        partial = f"{path}.partial-{os.getpid()}.mp4"
+        write_clip(partial, frames, fps=12, audio=audio, sample_rate=16000, gop_size=12)
+        os.replace(partial, path)
+    return path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -140,8 +140,8 @@ def summary_markdown(result: dict[str, Any]) -> str:
 def make_examples(folder: str = EXAMPLES_DIR) -> list[str]:
     """Generate (once) a few clips of the sample set's test split and a 16-second clip whose emotion changes half
     way, to show in the app's examples. Returns their paths."""
-    from datasets_emotions.sample_clips import plan_split, render_audio, render_frames, write_sample_clip
-    from datasets_emotions.synthetic_media import write_clip
+    from datasets_emotions.example_clips import write_changing_clip
+    from datasets_emotions.sample_clips import plan_split, write_sample_clip
 
     from ..labels import EMOTIONS_LABELS
 
@@ -155,13 +155,7 @@ def make_examples(folder: str = EXAMPLES_DIR) -> list[str]:
     paths = [write_sample_clip(spec, os.path.join(folder, f"{EXAMPLE_PREFIX}{spec.label}.mp4")) for spec in chosen]
     first, second = chosen[0], chosen[1]
     long_path = os.path.join(folder, f"{EXAMPLE_PREFIX}{first.label}-then-{second.label}.mp4")
-    if not os.path.exists(long_path):
-        frames = np.concatenate([render_frames(spec, duration=8.0) for spec in (first, second)])
-        audio = np.concatenate([render_audio(spec, duration=8.0) for spec in (first, second)], axis=1)
-        partial = f"{long_path}.partial-{os.getpid()}.mp4"
-        write_clip(partial, frames, fps=12, audio=audio, sample_rate=16000, gop_size=12)
-        os.replace(partial, long_path)
-    return paths + [long_path]
+    return paths + [write_changing_clip(first, second, long_path)]
 
 
 # --------------------------------------------------------------------------------------------------- the app
