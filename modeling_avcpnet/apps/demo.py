@@ -31,7 +31,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import numpy as np
 
 MB = 1024 * 1024  # the unit of --max_upload_mb, as Gradio counts it in its size message
 EXAMPLE_PREFIX = "avcpnet-example-"
