@@ -7,19 +7,25 @@
   GatedFusion gates the visual features by the audio ones;
 - table 9: EP-CE gammas (pos : neu : neg) with sum fusion and CAF.
 
-Each audio-visual variant runs with each unimodal-head placement of `--unimodal_heads` (`sf_terms`: the SF layer's
-per-modality terms on the post-CAF features, the public code's and the default; `separate`: a classifier per modality
-on the pre-CAF features); the single-modality rows have no fusion, so the placement does not apply to them.
+Every variant is the library default structure (the public code's: SF layer straight to the classes, CAF over the
+segment features, VAANet's audio head, visual dropout 0.5) with the row's changes. Each audio-visual variant runs
+with each unimodal-head placement of `--unimodal_heads` (default `sf_terms` only: the SF layer's per-modality terms on
+the post-CAF features, the public code's; `separate`: a classifier per modality on the pre-CAF features); the
+single-modality rows have no fusion, so the placement does not apply to them. Table `S` (not run by default) takes
+the default structure apart: each row puts back one piece of the structure this package had before.
 
 Every run trains with `EPCETrainer` (the same loss, optimiser and schedule as `train_hf.py`). To fit dozens of runs
 into minutes on a CPU, the clips are processed once (eval-mode processor: centred snippets, no augmentation) and
 the runs train on those tensors; the numbers therefore compare variants with each other, they are not the main
-job's numbers (which trains with augmentation). Writes a markdown table of mean +- standard deviation over seeds
-of test accuracy, WA-F1 and each branch's accuracy.
+job's numbers (which trains with augmentation). Writes markdown tables of test accuracy per seed, its mean +-
+standard deviation, the number of collapsed seeds (test accuracy < `--collapse_below`, default 0.8: the sample set
+is built so that neither modality alone exceeds 0.5, so a fusion run below 0.8 has not learned the fusion), and the
+mean +- std of WA-F1 and each branch's accuracy.
 
-    .venv/bin/python benchmarks/ablate.py --seeds 1 2 3 --epochs 10 --output benchmarks/ablation_results.md
-    .venv/bin/python benchmarks/ablate.py --unimodal_heads sf_terms   # the default placement only
+    .venv/bin/python benchmarks/ablate.py --seeds 1 2 3 4 5 --epochs 8 --output benchmarks/ablation_results.md
+    .venv/bin/python benchmarks/ablate.py --unimodal_heads sf_terms separate   # both placements
     .venv/bin/python benchmarks/ablate.py --tables 9 --seeds 1     # one table, one seed
+    .venv/bin/python benchmarks/ablate.py --tables S               # the default structure taken apart
 """
 
 from __future__ import annotations
@@ -63,14 +69,27 @@ VARIANTS = {
     "0.3 : 0.3 : 0.3": ({"fusion_type": "sum", "use_cross_attention": True}, "0.3,0.3,0.3"),
     "0.4 : 0.4 : 0.4": ({"fusion_type": "sum", "use_cross_attention": True}, "0.4,0.4,0.4"),
     "0.5 : 0.5 : 0.5": ({"fusion_type": "sum", "use_cross_attention": True}, G5),
+    # Table S: the default (public) structure, then one piece of the previous structure put back per row.
+    "public structure (default)": ({"fusion_type": "sum", "use_cross_attention": True}, G5),
+    "SF to C1 + shared classifier": ({"fusion_type": "sum", "use_cross_attention": True,
+                                      "fusion_output": "hidden"}, G5),
+    "CAF on pooled vectors": ({"fusion_type": "sum", "use_cross_attention": True, "caf_sequence": "pooled"}, G5),
+    "plain audio head": ({"fusion_type": "sum", "use_cross_attention": True, "audio_head": "linear"}, G5),
+    "no visual dropout": ({"fusion_type": "sum", "use_cross_attention": True, "visual_dropout_prob": 0.0}, G5),
+    "previous structure (all four)": ({"fusion_type": "sum", "use_cross_attention": True, "fusion_output": "hidden",
+                                       "caf_sequence": "pooled", "audio_head": "linear",
+                                       "visual_dropout_prob": 0.0}, G5),
 }
 TABLES = {
     "7": ["Audio", "Visual", "Audio + Visual", "+ CAF layer", "+ SF layer", "+ EP-CE loss"],
     "8": ["ConcatFusion", "EW-SumFusion", "NeuralFusion", "GatedFusion", "SumFusion"],
     "9": ["0 : 0 : 0", "0 : 0.3 : 0.5", "0.3 : 0.3 : 0.3", "0.4 : 0.4 : 0.4", "0.5 : 0.5 : 0.5"],
+    "S": ["public structure (default)", "SF to C1 + shared classifier", "CAF on pooled vectors", "plain audio head",
+          "no visual dropout", "previous structure (all four)"],
 }
 TITLES = {"7": "Table 7: components", "8": "Table 8: fusion strategies (with CAF, plain CE)",
-          "9": "Table 9: EP-CE gammas pos : neu : neg (sum fusion, CAF)"}
+          "9": "Table 9: EP-CE gammas pos : neu : neg (sum fusion, CAF)",
+          "S": "Structure: the public structure (default) and the previous one, piece by piece (sum, CAF, EP-CE 0.5)"}
 
 
 def processed_split(split, processor):
@@ -113,6 +132,10 @@ def variant_settings(name, placement):
     return overrides, gammas
 
 
+def per_seed(values):
+    return " ".join(f"{100 * value:.1f}" for value in values) if values else "-"
+
+
 def mean_spread(values):
     if not values:
         return "-"
@@ -123,11 +146,13 @@ def mean_spread(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="*", default=["7", "8", "9"], choices=list(TABLES))
-    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--collapse_below", type=float, default=0.8,
+                        help="a seed whose test accuracy is below this counts as collapsed (audio-visual rows)")
     parser.add_argument("--epochs", type=float, default=10)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--learning_rate", type=float, default=2e-3)
-    parser.add_argument("--unimodal_heads", nargs="*", default=["sf_terms", "separate"],
+    parser.add_argument("--unimodal_heads", nargs="*", default=["sf_terms"],
                         choices=["sf_terms", "separate"], help="unimodal-head placements to run (config.unimodal_head)")
     parser.add_argument("--variants", nargs="*", default=None,
                         help="run only these rows (names as in the tables), e.g. to split a run over processes")
@@ -204,10 +229,12 @@ RUN_LINE = re.compile(r"(?P<name>.+) \[(?P<placement>\w+)\] seed (?P<seed>\d+): 
 
 def write_tables(results, test_size, args, started):
     lines = [f"Sample set test split ({test_size} clips), tiny AV-CPNet, {args.epochs:g} epochs, batch "
-             f"{args.batch_size}, lr {args.learning_rate:g}, seeds {args.seeds}; mean ± std in %.", ""]
+             f"{args.batch_size}, lr {args.learning_rate:g}, seeds {args.seeds}; in %: test accuracy per seed (in "
+             f"seed order), mean ± std; collapsed = seeds below {100 * args.collapse_below:g} % (audio-visual rows).",
+             ""]
     for table in args.tables:
-        lines += [f"**{TITLES[table]}**", "", "| variant | unimodal heads | accuracy | WA-F1 | visual acc | audio acc |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"**{TITLES[table]}**", "", "| variant | unimodal heads | accuracy per seed | accuracy | collapsed | "
+                  "WA-F1 | visual acc | audio acc |", "|---|---|---|---|---|---|---|---|"]
         for name in TABLES[table]:
             for placement in args.unimodal_heads:
                 overrides, gammas = variant_settings(name, placement)
@@ -218,8 +245,11 @@ def write_tables(results, test_size, args, started):
                     continue
                 column = lambda key: mean_spread([run[key] for run in runs if key in run])  # noqa: E731
                 shown = overrides.get("unimodal_head", "-")
-                lines.append(f"| {name} | {shown} | {column('accuracy')} | {column('wa_f1')} | "
-                             f"{column('visual_accuracy')} | {column('audio_accuracy')} |")
+                accuracies = [run["accuracy"] for run in runs]
+                collapsed = (f"{sum(value < args.collapse_below for value in accuracies)} / {len(accuracies)}"
+                             if "unimodal_head" in overrides else "-")
+                lines.append(f"| {name} | {shown} | {per_seed(accuracies)} | {column('accuracy')} | {collapsed} | "
+                             f"{column('wa_f1')} | {column('visual_accuracy')} | {column('audio_accuracy')} |")
         lines.append("")
     if args.from_logs:
         lines.append(f"Built from the run logs {', '.join(Path(path).name for path in args.from_logs)}.")

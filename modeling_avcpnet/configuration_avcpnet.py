@@ -14,6 +14,20 @@ FUSION_TYPES = ("sum", "concat", "ew_sum", "ew_product", "neural", "gated")
 # per-modality terms on the post-CAF features (the public code), "separate" = a classifier per modality on the
 # pre-CAF features (this package before the field existed).
 UNIMODAL_HEADS = ("sf_terms", "separate")
+# What the SF layer outputs: "logits" = its per-modality layers map straight to the classes, no classifier after (the
+# public code's SumFusion `fc_x`, `fc_y` / ConcatFusion `fc_out`); "hidden" = they map to `hidden_size` and one
+# classifier shared by both modalities follows (this package before the field existed).
+FUSION_OUTPUTS = ("logits", "hidden")
+# What the CAF layer attends over: "segments" = the segment features of each modality, one attention module shared
+# by both directions (the public code); "pooled" = the pooled vectors as length-1 sequences, one attention per
+# direction (this package before the field existed).
+CAF_SEQUENCES = ("segments", "pooled")
+# The audio head after the ResNet: "bn_tanh" = Linear + BatchNorm1d + Tanh, temporal-attention scores by conv + BN +
+# Tanh (VAANet and the public code); "linear" = a plain Linear and a bare conv, unit-bias mixer (this package before).
+AUDIO_HEADS = ("bn_tanh", "linear")
+# The values that a config saved before these fields existed was trained with (see `upgrade_legacy_config_dict`).
+LEGACY_STRUCTURE = {"fusion_output": "hidden", "caf_sequence": "pooled", "audio_head": "linear",
+                    "visual_dropout_prob": 0.0}
 MODALITIES = ("audio_visual", "visual", "audio")
 BRANCHES = ("fusion", "visual", "audio")
 
@@ -63,10 +77,27 @@ class AVCPNetConfig(PreTrainedConfig):
             features through the fused classifier (for `sum`, `concat`, `ew_sum` they add up to `logits`);
             `separate`: a classifier per modality on the pre-CAF features. A saved config without this field is
             read as `separate` (the placement of every checkpoint saved before the field existed), and its
-            `fusion_type="ew_sum"` as `ew_product`.
+            `fusion_type="ew_sum"` as `ew_product`. A saved config without `fusion_output` is read with the
+            structure it was trained with: `fusion_output="hidden"`, `caf_sequence="pooled"`,
+            `audio_head="linear"`, `visual_dropout_prob=0.0`.
         modalities (`str`, defaults to `"audio_visual"`): one of `audio_visual`, `visual`, `audio` (table 7).
         use_cross_attention (`bool`, defaults to `True`): use the CAF layer before the SF layer.
-        classifier_dropout_prob (`float`, defaults to 0.0): dropout before the classification heads.
+        fusion_output (`str`, defaults to `"logits"`): what the SF layer outputs in an audio-visual model. `logits`
+            (the public code): its per-modality layers map straight to the classes and no classifier follows (`sum`
+            = `fc_y(v') + fc_x(a')`, `concat` = `fc_out([a'; v'])`); `hidden`: they map to `hidden_size` and one
+            classifier shared by both modalities follows (the structure of this package before the field existed).
+        caf_sequence (`str`, defaults to `"segments"`): what the CAF layer attends over. `segments` (the public
+            code): the `num_segments` visual and `audio_segments` audio segment features, one attention module
+            shared by both directions, residual per segment, then the mean over segments; `pooled`: the pooled
+            vectors as length-1 sequences, one attention module per direction (this package before).
+        audio_head (`str`, defaults to `"bn_tanh"`): `bn_tanh` (VAANet and the public code): `Linear + BatchNorm1d +
+            Tanh` after the audio pooling and `Conv1d + BatchNorm1d + Tanh` for the temporal-attention scores;
+            `linear`: a plain `Linear` and a bare `Conv1d` (this package before).
+        visual_dropout_prob (`float`, defaults to 0.5): dropout on the pooled Video Swin features of each segment,
+            before the visual projection (the public AVNet's `Dropout(0.5)`).
+        classifier_dropout_prob (`float`, defaults to 0.0): dropout before the classification heads (with
+            `fusion_output="logits"`: once on the SF layer's inputs, so the unimodal terms still add up to the fused
+            logits).
         initializer_range (`float`, defaults to 0.02): std of the truncated normal initialiser.
 
     Labels and loss:
@@ -116,6 +147,10 @@ class AVCPNetConfig(PreTrainedConfig):
     num_attention_heads: int = 4
     fusion_type: str = "sum"
     unimodal_head: str = "sf_terms"
+    fusion_output: str = "logits"
+    caf_sequence: str = "segments"
+    audio_head: str = "bn_tanh"
+    visual_dropout_prob: float = 0.5
     modalities: str = "audio_visual"
     use_cross_attention: bool = True
     classifier_dropout_prob: float = 0.0
@@ -186,7 +221,7 @@ class AVCPNetConfig(PreTrainedConfig):
         if self.mlp_ratio <= 0:
             fail("mlp_ratio", f"must be positive, got {self.mlp_ratio!r}")
         for field in ("drop_path_rate", "hidden_dropout_prob", "attention_probs_dropout_prob",
-                      "classifier_dropout_prob"):
+                      "classifier_dropout_prob", "visual_dropout_prob"):
             value = getattr(self, field)
             if not 0.0 <= value < 1.0:
                 fail(field, f"must be in [0, 1), got {value!r}")
@@ -194,6 +229,10 @@ class AVCPNetConfig(PreTrainedConfig):
             fail("fusion_type", f"must be one of {', '.join(FUSION_TYPES)}, got {self.fusion_type!r}")
         if self.unimodal_head not in UNIMODAL_HEADS:
             fail("unimodal_head", f"must be one of {', '.join(UNIMODAL_HEADS)}, got {self.unimodal_head!r}")
+        for field, choices in (("fusion_output", FUSION_OUTPUTS), ("caf_sequence", CAF_SEQUENCES),
+                               ("audio_head", AUDIO_HEADS)):
+            if getattr(self, field) not in choices:
+                fail(field, f"must be one of {', '.join(choices)}, got {getattr(self, field)!r}")
         if self.modalities not in MODALITIES:
             fail("modalities", f"must be one of {', '.join(MODALITIES)}, got {self.modalities!r}")
         unknown = {label: p for label, p in self.label2polarity.items() if p not in POLARITIES}
@@ -205,7 +244,8 @@ class AVCPNetConfig(PreTrainedConfig):
             fail("branch_loss_weights", f"must give a non-negative weight for each of {BRANCHES}, "
                                         f"got {self.branch_loss_weights}")
 
-    # Configs saved before `unimodal_head` existed are upgraded on load, so old checkpoints keep their meaning. Two
+    # Configs saved before `unimodal_head` / `fusion_output` existed are upgraded on load, so old checkpoints keep
+    # their meaning (and their weights fit). Two
     # doors: `from_json_file` reads through `_dict_from_json_file`; `from_pretrained` and `AutoConfig` (which reads
     # the file through the base class) build through `from_dict`. A dict counts as saved when it carries
     # `transformers_version` (every saved config does), so `from_dict` on a hand-written dict keeps the defaults.
@@ -248,13 +288,24 @@ class AVCPNetConfig(PreTrainedConfig):
 
 
 def upgrade_legacy_config_dict(config_dict: dict) -> dict:
-    """A saved AV-CPNet config without `unimodal_head` predates it: its unimodal heads were separate pre-CAF
-    classifiers and its `fusion_type="ew_sum"` was the element-wise product. Returns the dict with both stated."""
-    if config_dict.get("model_type", "avcpnet") != "avcpnet" or "unimodal_head" in config_dict:
+    """States the structure a saved AV-CPNet config was trained with, where it predates the fields that name it.
+
+    - without `unimodal_head`: its unimodal heads were separate pre-CAF classifiers and its `fusion_type="ew_sum"`
+      was the element-wise product;
+    - without `fusion_output`: the SF layer output `hidden_size` features into a shared classifier, the CAF layer
+      ran on length-1 sequences with one attention per direction, the audio head was a plain Linear / bare conv,
+      and no dropout acted on the visual features (`LEGACY_STRUCTURE`).
+    Returns the dict with those values stated (fields the dict has are kept as they are)."""
+    if config_dict.get("model_type", "avcpnet") != "avcpnet":
         return config_dict
-    upgraded = dict(config_dict, unimodal_head="separate")
-    if upgraded.get("fusion_type") == "ew_sum":
-        upgraded["fusion_type"] = "ew_product"
+    upgraded = dict(config_dict)
+    if "unimodal_head" not in upgraded:
+        upgraded["unimodal_head"] = "separate"
+        if upgraded.get("fusion_type") == "ew_sum":
+            upgraded["fusion_type"] = "ew_product"
+    if "fusion_output" not in upgraded:
+        for field, value in LEGACY_STRUCTURE.items():
+            upgraded.setdefault(field, value)
     return upgraded
 
 

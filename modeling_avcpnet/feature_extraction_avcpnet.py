@@ -2,8 +2,10 @@
 
 Follows the public code (VAANet's audio branch): mono audio at 44.1 kHz, 32 MFCC coefficients with librosa's
 framing (n_fft 2048, hop 512, 128 mel bands; torchaudio's own defaults, n_fft 400, leave mel filters empty at
-44.1 kHz), the sequence centre-cropped to `audio_length` frames (tiled when shorter) and split into
-`audio_segments` equal segments.
+44.1 kHz), split into `audio_segments` equal segments. The window of `audio_length` frames follows the paper
+(section 4.1: "center-crop a to a fixed length of q and pad itself when necessary"): the centre of a longer
+sequence, a shorter one tiled. VAANet's dataset code (which the public code inherits) differs: it always tiles
+and keeps the first 4096 frames, i.e. the start of a longer soundtrack.
 
 MFCC variant (`mfcc_variant`; where the implementation chooses between readings):
 - `"librosa"` (default): the reference pipeline's `librosa.feature.mfcc(y, sr=44100, n_mfcc=32, n_fft=2048,

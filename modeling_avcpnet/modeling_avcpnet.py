@@ -1,41 +1,53 @@
 """AV-CPNet (eMotions paper, arXiv 2311.17335, section 4) as a transformers model.
 
-    pixel_values_videos (B, S, F, 3, H, W) -> Video Swin per segment -> mean over space, time, segments -> FC
-                                                                             = visual_embeds (B, C1)
-    input_features (B, A, T, n_mfcc)        -> 1-channel ResNet-34 per segment -> spatial mean -> FC (B, A, C1)
-                                               -> temporal attention (1x1 conv, FC, ReLU) -> weighted temporal mean
-                                                                             = audio_embeds (B, C1)
-    TS-CF: CAF layer (4-head cross-attention both ways, pooling, linear, residual; eq. 4-7)   -> v', a'
-           SF layer  (`config.fusion_type`; eq. 8 for "sum": P_v v' + P_a a')               = fused_embeds (B, C1)
-    heads: classifier(fused) -> logits; visual_logits / audio_logits per `config.unimodal_head` (below);
-           loss = multi-task EP-CE (eq. 9-10)
+    pixel_values_videos (B, S, F, 3, H, W) -> Video Swin per segment -> mean over space, time -> Dropout(0.5) -> FC
+                                               = visual segments (B, S, C1); their mean = visual_embeds (B, C1)
+    input_features (B, A, T, n_mfcc)        -> 1-channel ResNet-34 per segment -> spatial mean -> FC + BN + Tanh
+                                               -> temporal attention (1x1 conv + BN + Tanh, FC, ReLU) weights
+                                               = weighted audio segments (B, A, C1); their mean = audio_embeds (B, C1)
+    TS-CF: CAF layer (one 4-head cross-attention over the segments, both ways; linear, residual, mean; eq. 4-7)
+                                                                             -> v', a' (B, C1)
+           SF layer  (`config.fusion_type`; eq. 8 for "sum": fc_y(v') + fc_x(a'), straight to the classes)
+    heads: the SF layer is the classifier -> logits; visual_logits / audio_logits = its per-modality terms
+           (`config.unimodal_head`, below); loss = multi-task EP-CE (eq. 9-10)
+
+The defaults are the public code's structure (`config.fusion_output="logits"`, `caf_sequence="segments"`,
+`audio_head="bn_tanh"`, `visual_dropout_prob=0.5`); the structure this package had before (SF layer to C1 and a
+classifier shared by both modalities, CAF on length-1 sequences, plain audio head, no visual dropout) stays
+selectable under those fields, and a config saved before they existed loads with it (see `configuration_avcpnet`).
 
 Where the implementation chooses between readings of the paper and its public code (XuecWu/eMotions, AV-CANet:
 `models/AVNet.py`, `models/fusion_modules.py`, `main_final_delay.py`), the default being the paper's/public code's:
 
+- SF layer output, `config.fusion_output`: `"logits"` (default, the public code): the public code calls
+  `fusion_module(audio, visual)`, SumFusion `fc_x(a') + fc_y(v')` with fc_x, fc_y mapping 512 -> classes; no
+  classifier follows. Here that layer is the classification head, `AVCPNetForVideoClassification.classifier` (an
+  `AVCPNetFusionClassifier`), and `AVCPNetModel.fused_embeds` is None (there is no fused feature vector).
+  `"hidden"`: the SF layer outputs C1 features and one classifier W_c shared by both modalities follows (this
+  package before; its SF terms through W_c left the class rows of W_c to align, and training on the sample set sat
+  at ~0.64 in 3 of 8 seeds).
 - Unimodal logits (eq. 10's L_v, L_a), `config.unimodal_head`:
-  `"sf_terms"` (default, the public code): the SF layer's own per-modality terms on the post-CAF features through
-  the fused classifier. The public code calls `fusion_module(audio, visual)` (SumFusion: `fc_x(a') + fc_y(v')`,
-  straight to the classes) and its training loop takes `out_v = v' fc_y.W^T + fc_y.b`, `out_a = a' fc_x.W^T +
-  fc_x.b`; for concat it splits `fc_out`'s weight by input half and gives each half `fc_out.b / 2`. Here the SF
-  layer outputs C1 features and one classifier (W_c, b_c) follows, so `visual_logits = W_c t_v + b_c / 2` and
-  `audio_logits = W_c t_a + b_c / 2` with t_v + t_a = fused_embeds: for `sum`, `ew_sum` and `concat` the two add
-  up to `logits` exactly (the public code's evaluation split of the bias; its training loss gives each term the
-  full bias of its fc layer, which differs only by a per-class constant). L_v and L_a thus train the CAF and SF
-  layers as in the public code. For `ew_product`, `neural` and `gated`, which are not a sum of per-modality terms
+  `"sf_terms"` (default, the public code): the SF layer's own per-modality terms on the post-CAF features. The
+  public training loop takes `out_v = fc_y(v')`, `out_a = fc_x(a')` (each with the full bias of its layer; they add
+  up to the fused logits); for concat it splits `fc_out`'s weight by input half and gives each half `fc_out.b / 2`
+  (also how `ew_sum`'s single output layer is split here). With `fusion_output="hidden"` the terms go through W_c
+  with half its bias each. For `ew_product`, `neural` and `gated`, which are not a sum of per-modality terms
   (the public loop has no working branch for them), a term is the SF output with the other modality's input set
-  to zeros, through the full classifier. `"separate"`: a classifier per modality on the pre-CAF features (what
-  this package did before the field existed; a saved config without the field loads as `"separate"`, and
-  `from_pretrained` refuses weights whose heads do not match the config's placement, naming the fix).
-- `fusion_type` (table 8): `sum` = P_v v' + P_a a' (eq. 8); `ew_sum` ("EW-SumFusion", "EW" = element-wise): the
-  public code defines no such module, so it is the plain element-wise sum v' + a' with no per-modality layers,
-  before the shared classifier; `ew_product` = P_v v' * P_a a' (the element-wise product that `ew_sum` computed
-  before; a config saved before `unimodal_head` existed with `fusion_type="ew_sum"` loads as `ew_product`);
-  `concat` = Linear([P_v v'; P_a a']); `neural` = a two-layer MLP (Linear, ReLU, Linear) on [P_v v'; P_a a'] (not
-  in the public code); `gated` = sigmoid(P_a a') * P_v v': the public code's GatedFusion (x_gate=True) gates its
-  `y` by `sigmoid(fc_x(x))` and AVNet calls the fusion module as `(audio, visual)`, so the audio features gate
-  the visual ones (the reverse of this package before; Kiela et al. 2018, the paper's [28], defines the gate
-  generically).
+  to zeros. `"separate"`: a classifier per modality on the pre-CAF features (what this package did before the
+  field existed; a saved config without the field loads as `"separate"`, and `from_pretrained` refuses weights
+  whose heads or fusion structure do not match the config, naming the fields).
+- Classifier dropout (`classifier_dropout_prob`, default 0): with `fusion_output="logits"` applied once to v', a',
+  so the terms still add up to the fused logits; with `"hidden"` (as before) to each head's input separately.
+- `fusion_type` (table 8), as `fusion_output="logits"` builds them (straight to the classes): `sum` = fc_y(v') +
+  fc_x(a') (eq. 8); `concat` = fc_out([a'; v']) (the public ConcatFusion: one layer, no per-modality projections);
+  `ew_sum` ("EW-SumFusion", "EW" = element-wise): the public code defines no such module, so it is the plain
+  element-wise sum, out(v' + a'); `ew_product` = out(P_v v' * P_a a') (the element-wise product that `ew_sum`
+  computed before; a config saved before `unimodal_head` existed with `fusion_type="ew_sum"` loads as
+  `ew_product`); `neural` = Linear, ReLU, Linear on [a'; v'] (not in the public code); `gated` = fc_out(sigmoid(
+  P_a a') * P_v v'): the public code's GatedFusion (x_gate=True) gates its `y` by `sigmoid(fc_x(x))` and AVNet
+  calls the fusion module as `(audio, visual)`, so the audio features gate the visual ones (Kiela et al. 2018,
+  the paper's [28], defines the gate generically). With `fusion_output="hidden"` each maps to C1 instead (`sum` =
+  P_v v' + P_a a', `concat` = Linear([P_v v'; P_a a']), ...) before W_c.
 - `hidden_states` / `audio_hidden_states` / `attentions` are the encoders' own tensors, on the autograd graph, in
   the encoders' batch layout (`batch * segments` rows; audio: the clips with audio only), as transformers models
   that fold frames into the batch (X-CLIP) do; a `(batch, segments, ...)` reshape would be a copy off the graph.
@@ -44,19 +56,33 @@ Design decisions where the paper is silent (documented here and in the docstring
 
 - Audio encoder: built from transformers' ResNet blocks (`ResNetBasicLayer`, `ResNetShortCut`, ...) with the same
   parameter names as `transformers.ResNetModel` (so a `ResNetModel` state dict maps one to one, see
-  `convert_resnet_weights.py`), rather than `ResNetModel` itself, because (1) `ResNetEmbeddings` hard-codes a square
+  `convert/resnet_weights.py`), rather than `ResNetModel` itself, because (1) `ResNetEmbeddings` hard-codes a square
   7x7 stride-2 stem while the public code uses a (7, 1) stride-(2, 1) stem that keeps the MFCC axis at full
   resolution, (2) `ResNetModel` has no gradient checkpointing, whereas our blocks are `GradientCheckpointingLayer`s,
   and (3) a nested `PreTrainedModel` would initialise itself on its own during construction.
 - Clips without audio (`audio_mask[i] == False`) never enter the audio encoder (so their MFCCs, usually zeros,
   cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
-  their `visual_logits` and their `fused_embeds` are their `visual_embeds` (with `unimodal_head="sf_terms"` their
-  visual term is computed on the pre-CAF `visual_embeds`: with no audio there is nothing to attend to). Their `audio_embeds` are zeros and their
+  their `visual_logits` and (with `fusion_output="hidden"`) their `fused_embeds` are their `visual_embeds`; their
+  SF input v' is their pre-CAF `visual_embeds` (with no audio there is nothing to attend to). With
+  `fusion_output="logits"` and `unimodal_head="sf_terms"` their visual logits are the SF output without the audio
+  part: fc_y(v) for `sum`, the visual weight part plus the whole output bias for `concat` / `ew_sum` (with
+  `"hidden"`, as before, the visual term with half of W_c's bias). Their `audio_embeds` are zeros and their
   `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
   (see `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and
   they are left out of its loss.
-- The CAF layer follows the paper literally: each modality vector is a sequence of length 1, so each attention
-  has one key and returns the projected value of the other modality; the module works unchanged on longer sequences.
+- The CAF layer (`config.caf_sequence`): `"segments"` (default, the public code): the cross-attention runs over the
+  segment features of each modality (the paper writes the visual representation as the series of segment features
+  f_v^1..f_v^s), with one attention module for both directions (the public `attention_module`, called both ways);
+  the audio sequence is the temporal attention's weighted segments, whose mean is F_a^2 (the public code feeds its
+  MPAM outputs instead, a module that is not in this paper version and that it never constructs). `"pooled"`: the
+  paper's "unsqueezing" read literally, length-1 sequences (each attention then has one key and returns the
+  projected value of the other modality, a linear residual), one attention per direction (this package before).
+- Audio head (`config.audio_head`): `"bn_tanh"` (default): VAANet's and the public code's `a_fc = Linear +
+  BatchNorm1d + Tanh` and `aa_net.conv = Conv1d + BatchNorm1d + Tanh`, the mixer starting from torch's default
+  `nn.Linear` initialisation as theirs; `"linear"`: a plain Linear and a bare conv with a unit-bias mixer (before).
+  The other layers keep transformers' initialisation (normal, std `initializer_range`), not torch's defaults.
+- Visual dropout (`config.visual_dropout_prob`, default 0.5): the public AVNet's `Dropout(0.5)` on each segment's
+  pooled Video Swin features, before `v_fc` (0.0 before).
 - Under gradient checkpointing the audio ResNet's batch-norm layers are run twice in training (forward and
   recomputation), so their running statistics take two momentum steps per batch; outputs and gradients are exact.
 
@@ -66,6 +92,7 @@ into Hub repos as it is; the Video Swin backbone already lives in its own `model
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -96,11 +123,15 @@ class AVCPNetModelOutput(ModelOutput):
     Output of [`AVCPNetModel`].
 
     Args:
-        fused_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
-            The TS-CF fused representation (audio-visual configs); clips without audio carry their `visual_embeds`.
-            Single-modality configs: that modality's embeddings.
+        fused_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            The TS-CF fused representation (audio-visual configs with `fusion_output="hidden"`); clips without audio
+            carry their `visual_embeds`. None with `fusion_output="logits"` (the default: the SF layer maps straight
+            to the classes in the classification head, there is no fused feature vector; use
+            `visual_attended_embeds` / `audio_attended_embeds`, its inputs). Single-modality configs: that modality's
+            embeddings.
         visual_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
-            Video Swin features averaged over space, time and segments, then projected (F_v^1 of the paper).
+            Video Swin features averaged over space and time, dropped out (`visual_dropout_prob`), projected and
+            averaged over the segments (F_v^1 of the paper).
         audio_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
             Audio features after the temporal attention and temporal pooling (F_a^2); zeros for clips without audio.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
@@ -110,8 +141,12 @@ class AVCPNetModelOutput(ModelOutput):
             reshaped copies; `.view(batch_size, num_segments, ...)` for a per-clip view.
         visual_fusion_term, audio_fusion_term (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
             The SF layer's own term of each modality on the post-CAF features (audio-visual configs with
-            `unimodal_head="sf_terms"`); for `sum`, `ew_sum`, `concat` fusion they add up to `fused_embeds` (clips
-            with audio). A clip without audio has its visual term computed on its pre-CAF `visual_embeds`.
+            `unimodal_head="sf_terms"` and `fusion_output="hidden"`); for `sum`, `ew_sum`, `concat` fusion they add
+            up to `fused_embeds` (clips with audio). A clip without audio has its visual term computed on its
+            pre-CAF `visual_embeds`. (With `fusion_output="logits"` the terms are the unimodal logits themselves.)
+        visual_attended_embeds, audio_attended_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`,
+            *optional*): the SF layer's inputs v', a' (audio-visual configs): the CAF outputs F'_v2, F'_a2 (the
+            pooled embeddings when `use_cross_attention=False`); a clip without audio has its `visual_embeds`.
         audio_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Audio ResNet hidden states (stem, then each stage), each of shape
             `(clips_with_audio * audio_segments, channels_i, time_i, mfcc_i)`: the ResNet's own tensors (on the
@@ -127,6 +162,8 @@ class AVCPNetModelOutput(ModelOutput):
     audio_embeds: torch.FloatTensor | None = None
     visual_fusion_term: torch.FloatTensor | None = None
     audio_fusion_term: torch.FloatTensor | None = None
+    visual_attended_embeds: torch.FloatTensor | None = None
+    audio_attended_embeds: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -258,36 +295,45 @@ class AVCPNetAudioResNet(nn.Module):
 
 class AVCPNetSegmentMixer(nn.Linear):
     """The fully connected layer of the temporal attention, mixing the segment scores; its own class so that
-    `_init_weights` can give it a unit bias."""
+    `_init_weights` can give it its initialisation (see there)."""
 
 
 class AVCPNetAudioTemporalAttention(nn.Module):
     r"""
-    Temporal attention over the audio segments (paper section 4.1, after VAANet): a 1x1 convolution scores each
-    segment from its channels, a fully connected layer mixes the scores across segments, a ReLU makes them
-    non-negative weights; the output is the weighted mean over the segments.
+    Temporal attention over the audio segments (paper section 4.1, VAANet's `aa_net`): a 1x1 convolution scores each
+    segment from its channels (with `config.audio_head="bn_tanh"`, VAANet's and the public code's form, followed by
+    BatchNorm1d and Tanh: `score`, `score_norm`), a fully connected layer mixes the scores across segments
+    (`mixer`), a ReLU makes them non-negative weights; each segment is multiplied by its weight.
 
-    Input `(N, audio_segments, hidden_size)`; output `(N, hidden_size)` and the weights `(N, audio_segments)`.
+    Input `(N, audio_segments, hidden_size)`; output the weighted segments `(N, audio_segments, hidden_size)` (their
+    mean over the segments is the temporally pooled F_a^2) and the weights `(N, audio_segments)`.
     """
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.score = nn.Conv1d(config.hidden_size, 1, kernel_size=1, bias=False)
+        bn_tanh = config.audio_head == "bn_tanh"
+        self.score_norm = nn.BatchNorm1d(1) if bn_tanh else None
+        self.score_activation = nn.Tanh() if bn_tanh else None
         self.mixer = AVCPNetSegmentMixer(config.audio_segments, config.audio_segments)
         self.activation = nn.ReLU()
 
     def forward(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores = self.score(segments.transpose(1, 2)).squeeze(1)
-        weights = self.activation(self.mixer(scores))
-        return (segments * weights.unsqueeze(-1)).mean(dim=1), weights
+        scores = self.score(segments.transpose(1, 2))  # (N, 1, segments)
+        if self.score_norm is not None:
+            scores = self.score_activation(self.score_norm(scores))
+        weights = self.activation(self.mixer(scores.squeeze(1)))
+        return segments * weights.unsqueeze(-1), weights
 
 
 class AVCPNetAudioEncoder(nn.Module):
     r"""
-    Audio branch: each MFCC segment through the 1-channel ResNet, spatial pooling, a linear layer to `hidden_size`,
-    then the temporal attention module and temporal pooling.
+    Audio branch: each MFCC segment through the 1-channel ResNet, spatial pooling, a linear layer to `hidden_size`
+    (with `config.audio_head="bn_tanh"` followed by BatchNorm1d and Tanh, VAANet's and the public code's `a_fc`:
+    `projection`, `projection_norm`), then the temporal attention module.
 
-    Input `input_features (N, audio_segments, time, num_mfcc)`; output `(N, hidden_size)` (F_a^2 of the paper) and,
+    Input `input_features (N, audio_segments, time, num_mfcc)`; output the attention-weighted segment features
+    `(N, audio_segments, hidden_size)` (their mean over the segments is F_a^2 of the paper, the temporal pooling) and,
     when asked, the ResNet hidden states as computed, each `(N * audio_segments, channels, time_i, mfcc_i)`.
     """
 
@@ -295,6 +341,9 @@ class AVCPNetAudioEncoder(nn.Module):
         super().__init__()
         self.resnet = AVCPNetAudioResNet(config)
         self.projection = nn.Linear(config.audio_hidden_sizes[-1], config.hidden_size)
+        bn_tanh = config.audio_head == "bn_tanh"
+        self.projection_norm = nn.BatchNorm1d(config.hidden_size) if bn_tanh else None
+        self.projection_activation = nn.Tanh() if bn_tanh else None
         self.temporal_attention = AVCPNetAudioTemporalAttention(config)
 
     def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False):
@@ -302,9 +351,11 @@ class AVCPNetAudioEncoder(nn.Module):
         pooled, hidden_states = self.resnet(
             input_features.reshape(batch_size * segments, 1, time, num_mfcc), output_hidden_states
         )
-        segment_features = self.projection(pooled).view(batch_size, segments, -1)
-        audio_embeds, _ = self.temporal_attention(segment_features)
-        return audio_embeds, hidden_states
+        projected = self.projection(pooled)
+        if self.projection_norm is not None:
+            projected = self.projection_activation(self.projection_norm(projected))
+        weighted_segments, _ = self.temporal_attention(projected.view(batch_size, segments, -1))
+        return weighted_segments, hidden_states
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -369,26 +420,40 @@ class AVCPNetCrossAttention(nn.Module):
 
 class AVCPNetCrossAttentionFusion(nn.Module):
     r"""
-    CAF layer (paper eq. 4-7): the visual and audio vectors become length-1 sequences; visual queries attend to the
-    audio keys/values and audio queries to the visual ones; each result is average-pooled over the sequence, passed
-    through a linear layer and added to its input (residual).
+    CAF layer (paper eq. 4-7): visual queries attend to the audio keys/values and audio queries to the visual ones;
+    each result goes through a linear layer, is added to its input (residual) and is average-pooled over the sequence.
 
-    Inputs `visual, audio (B, hidden_size)`; outputs `(F'_v2, F'_a2)`, each `(B, hidden_size)`.
+    `config.caf_sequence="segments"` (the public code's `CrossAttentionFusion_Layer`): the sequences are the segment
+    features of each modality (`num_segments` visual, `audio_segments` audio), and one attention module (`attention`,
+    the public `attention_module`) serves both directions; `visual_output` / `audio_output` are its `linear_v` /
+    `linear_a`. `"pooled"` (this package before): the pooled vectors as length-1 sequences (each attention then has
+    one key and returns the other modality's projected value), one attention per direction (`visual_attention`,
+    `audio_attention`).
+
+    Inputs `visual (B, Lv, hidden_size)`, `audio (B, La, hidden_size)` (`(B, hidden_size)` is read as length 1);
+    outputs `(F'_v2, F'_a2)`, each `(B, hidden_size)`.
     """
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
-        self.visual_attention = AVCPNetCrossAttention(config)
-        self.audio_attention = AVCPNetCrossAttention(config)
+        if config.caf_sequence == "segments":
+            self.attention = AVCPNetCrossAttention(config)
+        else:
+            self.visual_attention = AVCPNetCrossAttention(config)
+            self.audio_attention = AVCPNetCrossAttention(config)
         self.visual_output = nn.Linear(config.hidden_size, config.hidden_size)
         self.audio_output = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        visual_sequence, audio_sequence = visual.unsqueeze(1), audio.unsqueeze(1)
-        visual_attended = self.visual_attention(visual_sequence, audio_sequence)
-        audio_attended = self.audio_attention(audio_sequence, visual_sequence)
-        visual = self.visual_output(visual_attended.mean(dim=1)) + visual
-        audio = self.audio_output(audio_attended.mean(dim=1)) + audio
+        visual = visual.unsqueeze(1) if visual.ndim == 2 else visual
+        audio = audio.unsqueeze(1) if audio.ndim == 2 else audio
+        visual_attention = getattr(self, "visual_attention", None) or self.attention
+        audio_attention = getattr(self, "audio_attention", None) or self.attention
+        visual_attended = visual_attention(visual, audio)
+        audio_attended = audio_attention(audio, visual)
+        # The public order: linear per position, residual, mean over the sequence (the linear commutes with the mean).
+        visual = (self.visual_output(visual_attended) + visual).mean(dim=1)
+        audio = (self.audio_output(audio_attended) + audio).mean(dim=1)
         return visual, audio
 
 
@@ -452,22 +517,111 @@ class AVCPNetModalityFusion(nn.Module):
         return self(visual, torch.zeros_like(audio)), self(torch.zeros_like(visual), audio)
 
 
+class AVCPNetFusionClassifier(nn.Module):
+    r"""
+    SF layer mapping straight to the classes (`config.fusion_output="logits"`, the public code's fusion modules); it
+    is the classification head of an audio-visual [`AVCPNetForVideoClassification`] (`classifier`). On the CAF
+    outputs v', a' (public name in brackets):
+
+    - `sum` (SumFusion): `visual_output(v') + audio_output(a')` (`fc_y`, `fc_x`), each `Linear(hidden_size,
+      num_labels)`;
+    - `concat` (ConcatFusion): `output([a'; v'])` (`fc_out`, `Linear(2 * hidden_size, num_labels)`, audio half first);
+    - `ew_sum`: `output(v' + a')`; `ew_product`: `output(P_v v' * P_a a')`; `gated` (GatedFusion, x_gate):
+      `output(sigmoid(P_a a') * P_v v')` (`fc_out`, `fc_x` = `audio_projection`, `fc_y` = `visual_projection`);
+      `neural`: `output(ReLU(hidden([a'; v'])))` (not in the public code).
+
+    `modality_logits` gives each modality's own term (the unimodal logits of eq. 10): for `sum` the public training
+    loop's `fc_y(v')`, `fc_x(a')` (each with its own bias); for `concat` and `ew_sum` the output layer's weight part
+    of each modality plus half its bias (the public loop's concat split); they add up to the fused logits exactly.
+    For `ew_product`, `gated`, `neural` (not a sum of terms) a term is the output with the other input zeroed.
+    """
+
+    def __init__(self, config: AVCPNetConfig):
+        super().__init__()
+        self.fusion_type = config.fusion_type
+        hidden, labels = config.hidden_size, config.num_labels
+        if self.fusion_type == "sum":
+            self.visual_output = nn.Linear(hidden, labels)
+            self.audio_output = nn.Linear(hidden, labels)
+        elif self.fusion_type == "concat":
+            self.output = nn.Linear(2 * hidden, labels)
+        elif self.fusion_type == "neural":
+            self.hidden = nn.Linear(2 * hidden, hidden)
+            self.activation = nn.ReLU()
+            self.output = nn.Linear(hidden, labels)
+        else:
+            if self.fusion_type != "ew_sum":
+                self.visual_projection = nn.Linear(hidden, hidden)
+                self.audio_projection = nn.Linear(hidden, hidden)
+            self.output = nn.Linear(hidden, labels)
+
+    @property
+    def is_additive(self) -> bool:
+        return self.fusion_type in ADDITIVE_FUSION_TYPES
+
+    def _additive_terms(self, visual: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fusion_type == "sum":
+            return self.visual_output(visual), self.audio_output(audio)
+        weight, half_bias = self.output.weight, self.output.bias / 2
+        if self.fusion_type == "ew_sum":
+            return nn.functional.linear(visual, weight, half_bias), nn.functional.linear(audio, weight, half_bias)
+        width = audio.shape[-1]  # concat: fc_out([a'; v']) = W[:, :C] a' + W[:, C:] v' + b
+        return (nn.functional.linear(visual, weight[:, width:], half_bias),
+                nn.functional.linear(audio, weight[:, :width], half_bias))
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        if self.is_additive:
+            visual_term, audio_term = self._additive_terms(visual, audio)
+            return visual_term + audio_term
+        if self.fusion_type == "neural":
+            return self.output(self.activation(self.hidden(torch.cat([audio, visual], dim=-1))))
+        visual, audio = self.visual_projection(visual), self.audio_projection(audio)
+        if self.fusion_type == "ew_product":
+            return self.output(visual * audio)
+        return self.output(torch.sigmoid(audio) * visual)  # gated: the audio features gate the visual ones
+
+    def modality_logits(self, visual: torch.Tensor, audio: torch.Tensor,
+                        has_audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(visual_logits, audio_logits)`. A clip without audio gets as visual logits the SF output without the
+        audio features' part: for `concat` / `ew_sum` its visual term plus the whole output bias (not half)."""
+        if not self.is_additive:
+            return self(visual, torch.zeros_like(audio)), self(torch.zeros_like(visual), audio)
+        visual_term, audio_term = self._additive_terms(visual, audio)
+        if self.fusion_type != "sum":
+            visual_term = visual_term + torch.where(has_audio.unsqueeze(-1), 0.0, self.output.bias / 2)
+        return visual_term, audio_term
+
+
 class AVCPNetFusion(nn.Module):
-    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then the SF layer. `(B, C1) x 2 -> (B, C1)`;
-    with `return_terms=True` also the SF layer's per-modality terms (see `AVCPNetModalityFusion.modality_terms`)."""
+    """TS-CF module: the CAF layer (when `config.use_cross_attention`) then, with `config.fusion_output="hidden"`,
+    the SF layer (`modality_fusion`, to `hidden_size`). With `fusion_output="logits"` the SF layer maps to the classes
+    and is the classification head ([`AVCPNetFusionClassifier`]), so this module is the CAF layer only.
+
+    `attend(visual, audio, has_audio)`: sequences `(B, Lv, C1)`, `(B, La, C1)` -> the SF inputs v', a' `(B, C1)` each
+    (the CAF outputs; the mean over the sequence without CAF). `forward` (`fusion_output="hidden"`): `(B, C1)` fused,
+    with `return_terms=True` also the SF layer's per-modality terms (`AVCPNetModalityFusion.modality_terms`)."""
 
     def __init__(self, config: AVCPNetConfig):
         super().__init__()
         self.cross_attention = AVCPNetCrossAttentionFusion(config) if config.use_cross_attention else None
-        self.modality_fusion = AVCPNetModalityFusion(config)
+        self.modality_fusion = AVCPNetModalityFusion(config) if config.fusion_output == "hidden" else None
+
+    def attend(self, visual: torch.Tensor, audio: torch.Tensor,
+               has_audio: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        visual = visual.unsqueeze(1) if visual.ndim == 2 else visual
+        audio = audio.unsqueeze(1) if audio.ndim == 2 else audio
+        pooled_visual = visual.mean(dim=1)
+        if self.cross_attention is None:
+            return pooled_visual, audio.mean(dim=1)
+        attended_visual, audio = self.cross_attention(visual, audio)
+        # A clip without audio has nothing to attend to: its visual vector skips the CAF layer.
+        visual = attended_visual if has_audio is None else torch.where(has_audio.unsqueeze(-1), attended_visual,
+                                                                       pooled_visual)
+        return visual, audio
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor, has_audio: torch.Tensor | None = None,
                 return_terms: bool = False):
-        if self.cross_attention is not None:
-            attended_visual, audio = self.cross_attention(visual, audio)
-            # A clip without audio has nothing to attend to: its visual vector skips the CAF layer.
-            visual = attended_visual if has_audio is None else torch.where(has_audio.unsqueeze(-1), attended_visual,
-                                                                           visual)
+        visual, audio = self.attend(visual, audio, has_audio)
         fused = self.modality_fusion(visual, audio)
         if not return_terms:
             return fused
@@ -508,16 +662,23 @@ class AVCPNetPreTrainedModel(PreTrainedModel):
         """transformers' default initialisation (normal linear and convolution weights with std
         `initializer_range`, zero biases, unit norms with reset running statistics), plus the special modules: the
         Video Swin's own (delegated to `init_video_swin_weights`), He normal (fan-out, as torchvision's and
-        transformers' ResNet) for the audio ResNet's 2-D convolutions, and a unit bias on the audio temporal
-        attention's mixer (so that it starts as a temporal mean rather than dead)."""
+        transformers' ResNet) for the audio ResNet's 2-D convolutions, and the audio temporal attention's mixer:
+        with `audio_head="bn_tanh"` torch's default `nn.Linear` initialisation (what VAANet and the public code
+        train from), with `"linear"` a unit bias (so that it starts as a temporal mean rather than dead)."""
         super()._init_weights(module)
         if init_video_swin_weights(module, self.config):
             return
         if isinstance(module, AVCPNetSegmentMixer):
-            # With a zero bias the ReLU'd attention weights start at ~1e-5 (half exactly 0): the audio embedding and
-            # its gradient vanish and the audio branch never learns. A unit bias starts the temporal attention as a
-            # plain mean over the segments, which the scores then learn to reweight.
-            init.ones_(module.bias)
+            if self.config.audio_head == "bn_tanh":
+                # Scores in [-1, 1] (Tanh) mixed by weights of scale 1/sqrt(segments): a start of order 1, as public.
+                init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+                bound = 1 / math.sqrt(module.in_features)
+                init.uniform_(module.bias, -bound, bound)
+            else:
+                # With a zero bias the ReLU'd attention weights start at ~1e-5 (half exactly 0): the audio embedding
+                # and its gradient vanish and the audio branch never learns. A unit bias starts the temporal attention
+                # as a plain mean over the segments, which the scores then learn to reweight.
+                init.ones_(module.bias)
         elif isinstance(module, nn.Conv2d):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
@@ -567,6 +728,8 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         self.uses_visual = config.modalities in ("audio_visual", "visual")
         self.uses_audio = config.modalities in ("audio_visual", "audio")
         self.visual_encoder = VideoSwinEncoder(config) if self.uses_visual else None
+        # The public AVNet's Dropout(0.5) on the pooled Video Swin features of each segment, before its `v_fc`.
+        self.visual_dropout = nn.Dropout(config.visual_dropout_prob) if self.uses_visual else None
         self.visual_projection = (
             nn.Linear(config.visual_hidden_size, config.hidden_size) if self.uses_visual else None
         )
@@ -634,35 +797,46 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         return_dict = return_dict if return_dict is not None else config.return_dict
         batch_size = self._check_inputs(pixel_values_videos, input_features)
 
-        visual_embeds = hidden_states = attentions = None
+        # Segment sequences go into the CAF layer with caf_sequence="segments"; otherwise the pooled vectors do.
+        over_segments = self.fusion is not None and config.caf_sequence == "segments"
+        visual_embeds = visual_sequence = hidden_states = attentions = None
         if self.uses_visual:
             segments = pixel_values_videos.shape[1]
             clips = pixel_values_videos.flatten(0, 1).transpose(1, 2)  # (B*S, 3, F, H, W)
             encoded = self.visual_encoder(
                 clips, output_hidden_states=output_hidden_states, output_attentions=output_attentions
             )
-            # Mean over space and time (pooler_output), then over segments; the FC commutes with the mean.
-            visual_embeds = self.visual_projection(encoded.pooler_output.view(batch_size, segments, -1).mean(dim=1))
+            # Mean over space and time (pooler_output), dropout, FC per segment, then mean over segments (the FC
+            # commutes with the mean: without the sequence, the mean goes first).
+            pooled = self.visual_dropout(encoded.pooler_output).view(batch_size, segments, -1)
+            if over_segments:
+                visual_sequence = self.visual_projection(pooled)
+                visual_embeds = visual_sequence.mean(dim=1)
+            else:
+                visual_embeds = self.visual_projection(pooled.mean(dim=1))
+                visual_sequence = visual_embeds.unsqueeze(1)
             # The encoder's own tensors (a reshaped copy would be off the autograd graph: no retain_grad()).
             hidden_states, attentions = encoded.hidden_states, encoded.attentions
 
-        audio_embeds = audio_hidden_states = None
+        audio_embeds = audio_sequence = audio_hidden_states = None
         has_audio = None
         if self.uses_audio:
             has_audio = self._audio_mask(audio_mask, batch_size, input_features.device)
-            audio_embeds, audio_hidden_states = self._encode_audio(
+            audio_segments, audio_hidden_states = self._encode_audio(
                 input_features, has_audio, output_hidden_states, every_clip_has_audio=audio_mask is None
             )
+            audio_embeds = audio_segments.mean(dim=1)  # temporal pooling of the weighted segments
+            audio_sequence = audio_segments if over_segments else audio_embeds.unsqueeze(1)
 
-        visual_term = audio_term = None
+        visual_term = audio_term = visual_attended = audio_attended = fused_embeds = None
         if self.fusion is not None:
-            if config.unimodal_head == "sf_terms":
-                fused_embeds, (visual_term, audio_term) = self.fusion(
-                    visual_embeds, audio_embeds, has_audio, return_terms=True
-                )
-            else:
-                fused_embeds = self.fusion(visual_embeds, audio_embeds, has_audio)
-            fused_embeds = torch.where(has_audio.unsqueeze(-1), fused_embeds, visual_embeds)
+            visual_attended, audio_attended = self.fusion.attend(visual_sequence, audio_sequence, has_audio)
+            if self.fusion.modality_fusion is not None:  # fusion_output="hidden": the SF layer to hidden_size
+                fused_embeds = self.fusion.modality_fusion(visual_attended, audio_attended)
+                if config.unimodal_head == "sf_terms":
+                    visual_term, audio_term = self.fusion.modality_fusion.modality_terms(visual_attended,
+                                                                                         audio_attended)
+                fused_embeds = torch.where(has_audio.unsqueeze(-1), fused_embeds, visual_embeds)
         else:
             fused_embeds = visual_embeds if self.uses_visual else audio_embeds
 
@@ -672,6 +846,8 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
             audio_embeds=audio_embeds,
             visual_fusion_term=visual_term,
             audio_fusion_term=audio_term,
+            visual_attended_embeds=visual_attended,
+            audio_attended_embeds=audio_attended,
             hidden_states=hidden_states,
             audio_hidden_states=audio_hidden_states,
             attentions=attentions,
@@ -680,8 +856,9 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
 
     def _encode_audio(self, input_features: torch.Tensor, has_audio: torch.Tensor, output_hidden_states: bool,
                       every_clip_has_audio: bool = False):
-        """Run the audio encoder; clips without audio get zeros. The hidden states are those of the clips with audio
-        (None when no clip of the batch has audio).
+        """Run the audio encoder; clips without audio get zeros. Returns the weighted segment features
+        `(batch, audio_segments, hidden_size)` and the hidden states of the clips with audio (None when no clip of
+        the batch has audio).
 
         No host sync (so no graph break under `torch.compile`) when the answer cannot depend on which clips have
         audio: `audio_mask=None` (every clip has audio), or in eval mode without hidden states (batch norm then uses
@@ -692,13 +869,13 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         if every_clip_has_audio:
             return self.audio_encoder(input_features, output_hidden_states)
         if not self.training and not output_hidden_states:
-            embeds, _ = self.audio_encoder(input_features, False)
-            return torch.where(has_audio.unsqueeze(-1), embeds, torch.zeros_like(embeds)), None
+            segments, _ = self.audio_encoder(input_features, False)
+            return torch.where(has_audio.view(-1, 1, 1), segments, torch.zeros_like(segments)), None
         if bool(has_audio.all()):
             return self.audio_encoder(input_features, output_hidden_states)
         batch_size = input_features.shape[0]
         if not bool(has_audio.any()):
-            return input_features.new_zeros(batch_size, self.config.hidden_size), None
+            return input_features.new_zeros(batch_size, self.config.audio_segments, self.config.hidden_size), None
         present, hidden_states = self.audio_encoder(input_features[has_audio], output_hidden_states)
         embeds = present.new_zeros(batch_size, *present.shape[1:]).index_put((has_audio,), present)
         return embeds, hidden_states
@@ -731,9 +908,14 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
         self.avcpnet = AVCPNetModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         both = self.avcpnet.uses_visual and self.avcpnet.uses_audio
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if both else None
+        # Audio-visual: with fusion_output="logits" the classifier is the SF layer itself (to the classes, the public
+        # code); with "hidden" a Linear shared by both modalities after the SF layer.
+        self.classifier = None
+        if both:
+            self.classifier = (AVCPNetFusionClassifier(config) if config.fusion_output == "logits"
+                               else nn.Linear(config.hidden_size, config.num_labels))
         # Single-modality configs classify with their modality's head; audio-visual ones have per-modality heads
-        # only with unimodal_head="separate" (otherwise the unimodal logits are the SF terms through `classifier`).
+        # only with unimodal_head="separate" (otherwise the unimodal logits are the SF terms).
         separate = not both or config.unimodal_head == "separate"
         self.visual_classifier = (
             nn.Linear(config.hidden_size, config.num_labels) if self.avcpnet.uses_visual and separate else None
@@ -752,6 +934,29 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
         unexpected = [key for key in info["unexpected_keys"] if key.startswith(head_keys)]
         missing = [key for key in info["missing_keys"] if key.startswith(head_keys)]
         has_heads = not any(key.startswith("classifier.") for key in info["missing_keys"])  # not a bare backbone
+        # The TS-CF / audio-head structure (fusion_type, fusion_output, caf_sequence, audio_head): weights of another
+        # structure would leave modules random, which transformers only warns about. A module group that the
+        # checkpoint fills in part only (or weights it has that fit nowhere) shows such a mismatch; a group missing
+        # entirely is a checkpoint without it (e.g. a bare backbone), which starts from the initialisation.
+        structure_keys = ("classifier.", "avcpnet.fusion.", "avcpnet.audio_encoder.projection",
+                          "avcpnet.audio_encoder.temporal_attention.")
+        mismatched = [key for key in info["unexpected_keys"] if key.startswith(structure_keys)]
+        all_missing, model_keys = set(info["missing_keys"]), list(model.state_dict())
+        for prefix in structure_keys:
+            group = [key for key in model_keys if key.startswith(prefix)]
+            gone = [key for key in group if key in all_missing]
+            if 0 < len(gone) < len(group):
+                mismatched += gone
+        if mismatched and not (unexpected or missing):
+            config = model.config
+            raise ValueError(
+                f"{cls.__name__}.from_pretrained({str(pretrained_model_name_or_path)!r}): the checkpoint's fusion or "
+                f"audio-head weights do not fit config.fusion_type={config.fusion_type!r}, "
+                f"fusion_output={config.fusion_output!r}, "
+                f"caf_sequence={config.caf_sequence!r}, audio_head={config.audio_head!r} (e.g. {mismatched[0]}); "
+                "load it without overriding these fields (a config saved before they existed loads with the "
+                "structure it was trained with)"
+            )
         if unexpected or (missing and has_heads):
             saved = "separate per-modality heads" if unexpected else "no per-modality heads (SF-term placement)"
             fix = "separate" if unexpected else "sf_terms"
@@ -763,8 +968,8 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
         return (model, info) if output_loading_info else model
 
     def _term_logits(self, term: torch.Tensor) -> torch.Tensor:
-        """A modality's SF term through the fused classifier; for the additive fusions each term takes half the
-        bias, so that visual + audio logits = fused logits (the public code's evaluation split)."""
+        """`fusion_output="hidden"`: a modality's SF term through the shared classifier; for the additive fusions
+        each term takes half the bias, so that visual + audio logits = fused logits."""
         bias = self.classifier.bias
         if self.avcpnet.fusion.modality_fusion.is_additive:
             bias = bias / 2
@@ -801,16 +1006,24 @@ class AVCPNetForVideoClassification(AVCPNetPreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        visual_logits = audio_logits = None
-        if outputs.visual_fusion_term is not None:  # unimodal_head="sf_terms"
+        visual_logits = audio_logits = logits = None
+        if isinstance(self.classifier, AVCPNetFusionClassifier):  # fusion_output="logits": the SF layer is the head
+            has_audio = self._audio_mask(audio_mask, outputs.visual_embeds.shape[0], outputs.visual_embeds.device)
+            # One dropout on the SF inputs, so that the unimodal terms still add up to the fused logits.
+            visual, audio = self.dropout(outputs.visual_attended_embeds), self.dropout(outputs.audio_attended_embeds)
+            logits = self.classifier(visual, audio)
+            if self.config.unimodal_head == "sf_terms":
+                visual_logits, audio_logits = self.classifier.modality_logits(visual, audio, has_audio)
+        elif outputs.visual_fusion_term is not None:  # fusion_output="hidden", unimodal_head="sf_terms"
             visual_logits = self._term_logits(outputs.visual_fusion_term)
             audio_logits = self._term_logits(outputs.audio_fusion_term)
         if self.visual_classifier is not None:
             visual_logits = self.visual_classifier(self.dropout(outputs.visual_embeds))
         if self.audio_classifier is not None:
             audio_logits = self.audio_classifier(self.dropout(outputs.audio_embeds))
-        if self.classifier is not None:
+        if logits is None and self.classifier is not None:
             logits = self.classifier(self.dropout(outputs.fused_embeds))
+        if self.classifier is not None:
             has_audio = self._audio_mask(audio_mask, logits.shape[0], logits.device)
             logits = torch.where(has_audio.unsqueeze(-1), logits, visual_logits)  # no audio: vision alone
         else:

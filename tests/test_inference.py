@@ -34,7 +34,7 @@ def trained():
     torch.manual_seed(0)
     config = AVCPNetConfig.tiny()
     model = AVCPNetForVideoClassification(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)  # (5e-3 reaches only ~0.54 with the public structure)
     generator = torch.Generator().manual_seed(1)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, above all on a shared machine
@@ -82,7 +82,7 @@ def test_model_identity_ignores_precision_but_not_weights(trained):
     model = trained[0]
     other = copy.deepcopy(model)
     with torch.no_grad():
-        other.classifier.bias[0] += 1e-3
+        next(other.classifier.parameters()).view(-1)[0] += 1e-3
     assert model_identity(model) == model_identity(copy.deepcopy(model)) != model_identity(other)
 
 

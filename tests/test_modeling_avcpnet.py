@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification,
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from modeling_avcpnet import AVCPNetConfig, AVCPNetForVideoClassification, AVCPNetModel
+from modeling_avcpnet.configuration_avcpnet import LEGACY_STRUCTURE
 from modeling_avcpnet.convert.resnet_weights import main as convert_resnet_main
 from modeling_avcpnet.loss_avcpnet import compute_multitask_loss
 
@@ -57,10 +58,11 @@ def test_forward_shapes_and_loss(model, config):
     torch.testing.assert_close(out.loss, expected_total)
     torch.testing.assert_close(out.loss, out.fusion_loss + out.visual_loss + out.audio_loss)
     torch.testing.assert_close(out.audio_loss, expected["audio"])
-    # logits are the fused head on the fused representation
+    # logits are the SF layer (to the classes) on the CAF outputs
     with torch.no_grad():
         base = model.avcpnet(**inputs)
-    torch.testing.assert_close(out.logits, model.classifier(base.fused_embeds))
+    assert base.fused_embeds is None  # fusion_output="logits": no fused feature vector
+    torch.testing.assert_close(out.logits, model.classifier(base.visual_attended_embeds, base.audio_attended_embeds))
 
 
 def test_every_parameter_gets_a_gradient_from_the_loss(config):
@@ -115,15 +117,16 @@ def test_hidden_states_and_attentions_shapes(model, config):
     assert out.attentions[0].shape[0] == 4 and out.attentions[0].shape[2] == config.num_heads[0]
 
 
-@pytest.mark.parametrize("audio_mask", [None, [True, False]])
+@pytest.mark.parametrize("audio_mask", [None, [True, False, True]])
 def test_hidden_states_are_the_tensors_on_the_graph(config, audio_mask):
     """transformers' convention: retain_grad() on a returned hidden state yields its gradient (a reshaped copy
-    would be a leaf of nothing and keep grad None)."""
+    would be a leaf of nothing and keep grad None). (Two clips with audio at least: with one clip of 2 tiny segments,
+    the audio head's batch norm maps its 2 rows to +-1 whatever they are, and passes no gradient back.)"""
     torch.manual_seed(0)
     model = AVCPNetForVideoClassification(config)
     mask = None if audio_mask is None else torch.tensor(audio_mask)
-    out = model(**make_inputs(config), audio_mask=mask, labels=torch.tensor([1, 3]), output_hidden_states=True,
-                output_attentions=True)
+    out = model(**make_inputs(config, batch_size=3), audio_mask=mask, labels=torch.tensor([1, 3, 0]),
+                output_hidden_states=True, output_attentions=True)
     states = out.hidden_states + out.audio_hidden_states + out.attentions
     for state in states:
         state.retain_grad()
@@ -131,7 +134,7 @@ def test_hidden_states_are_the_tensors_on_the_graph(config, audio_mask):
     assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in out.hidden_states)
     assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in out.audio_hidden_states)
     assert all(state.grad is not None for state in out.attentions)
-    clips_with_audio = 2 if audio_mask is None else 1
+    clips_with_audio = 3 if audio_mask is None else 2
     assert out.audio_hidden_states[0].shape[0] == clips_with_audio * config.audio_segments
 
 
@@ -148,16 +151,19 @@ def test_audio_mask_classifies_from_vision_alone(config):
     model = AVCPNetForVideoClassification(config).train()  # train mode: batch-norm uses batch statistics
     inputs = make_inputs(config, batch_size=3)
     audio_mask = torch.tensor([True, False, True])
+    torch.manual_seed(0)  # the same visual-dropout mask in each forward
     out = model(**inputs, audio_mask=audio_mask, labels=torch.tensor([0, 1, 2]))
     torch.testing.assert_close(out.logits[1], out.visual_logits[1])
     # Replacing the audio of the clip without audio (even by NaN) changes nothing, for any clip.
     changed = dict(inputs, input_features=inputs["input_features"].clone())
     changed["input_features"][1] = float("nan")
+    torch.manual_seed(0)
     again = model(**changed, audio_mask=audio_mask, labels=torch.tensor([0, 1, 2]))
     for field in BRANCH_FIELDS + ("loss",):
         assert torch.isfinite(again[field]).all()
         torch.testing.assert_close(again[field], out[field], rtol=0, atol=0)
     # Its audio does count when the mask says it has audio.
+    torch.manual_seed(0)
     unmasked = model(**inputs)
     assert not torch.allclose(unmasked.logits[1], out.logits[1])
     # No clip has audio: every clip classified from vision, no NaN, fusion/audio losses exactly 0.
@@ -167,16 +173,51 @@ def test_audio_mask_classifies_from_vision_alone(config):
     none.loss.backward()
 
 
+LEGACY = dict(LEGACY_STRUCTURE)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(fusion_type="concat"), dict(fusion_type="ew_sum"), dict(fusion_type="ew_product"),
+     dict(fusion_type="neural"), dict(fusion_type="gated", use_cross_attention=False), dict(use_cross_attention=False),
+     dict(fusion_type="gated", unimodal_head="separate"), dict(unimodal_head="separate")],
+)
+def test_fusion_variants_run_and_train(overrides):
+    """The SF layer of each fusion type with `fusion_output="logits"` (the default): straight to the classes."""
+    config = AVCPNetConfig.tiny(**overrides)
+    model = AVCPNetForVideoClassification(config)
+    assert (model.avcpnet.fusion.cross_attention is None) == (not config.use_cross_attention)
+    assert model.avcpnet.fusion.modality_fusion is None
+    out = model(**make_inputs(config), labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert all(p.grad is not None for p in list(model.avcpnet.fusion.parameters()) + list(model.classifier.parameters()))
+    visual, audio = torch.randn(2, config.hidden_size), torch.randn(2, config.hidden_size)
+    head = model.classifier
+    if config.fusion_type == "sum":  # public SumFusion: fc_y(v') + fc_x(a')
+        expected = head.visual_output(visual) + head.audio_output(audio)
+    elif config.fusion_type == "ew_sum":
+        expected = head.output(visual + audio)
+    elif config.fusion_type == "concat":  # public ConcatFusion: fc_out(cat(a', v'))
+        expected = head.output(torch.cat([audio, visual], -1))
+    elif config.fusion_type == "neural":
+        expected = head.output(F.relu(head.hidden(torch.cat([audio, visual], -1))))
+    else:
+        v, a = head.visual_projection(visual), head.audio_projection(audio)
+        expected = head.output({"ew_product": v * a, "gated": torch.sigmoid(a) * v}[config.fusion_type])
+    torch.testing.assert_close(head(visual, audio), expected)
+
+
 @pytest.mark.parametrize(
     "overrides",
     [dict(fusion_type="concat"), dict(fusion_type="ew_sum"), dict(fusion_type="ew_product"),
      dict(fusion_type="neural"), dict(fusion_type="gated", use_cross_attention=False), dict(use_cross_attention=False),
      dict(fusion_type="gated", unimodal_head="separate")],
 )
-def test_fusion_variants_run_and_train(overrides):
-    config = AVCPNetConfig.tiny(**overrides)
+def test_hidden_fusion_output_variants_run_and_train(overrides):
+    """`fusion_output="hidden"` (the structure before): the SF layer to hidden_size, then a shared classifier."""
+    config = AVCPNetConfig.tiny(fusion_output="hidden", **overrides)
     model = AVCPNetForVideoClassification(config)
-    assert (model.avcpnet.fusion.cross_attention is None) == (not config.use_cross_attention)
+    assert isinstance(model.classifier, torch.nn.Linear)
     out = model(**make_inputs(config), labels=torch.tensor([0, 1]))
     out.loss.backward()
     fusion = model.avcpnet.fusion
@@ -197,20 +238,72 @@ def test_fusion_variants_run_and_train(overrides):
     torch.testing.assert_close(layer(visual, audio), expected)
 
 
-@pytest.mark.parametrize("fusion_type", ["sum", "concat", "ew_sum"])
-def test_sf_term_unimodal_logits_add_up_to_the_fused_logits(fusion_type):
-    config = AVCPNetConfig.tiny(fusion_type=fusion_type)
-    assert config.unimodal_head == "sf_terms"
-    torch.manual_seed(0)
-    model = AVCPNetForVideoClassification(config).eval()
-    assert model.visual_classifier is None and model.audio_classifier is None
+def _nonzero_biases(model):
     with torch.no_grad():  # non-zero biases everywhere, so that a wrong bias split would show
         for name, parameter in model.named_parameters():
             if name.endswith("bias") and name.startswith(("avcpnet.fusion.", "classifier.")):
                 parameter.uniform_(-0.5, 0.5)
+
+
+@pytest.mark.parametrize("fusion_type", ["sum", "concat", "ew_sum"])
+def test_sf_term_unimodal_logits_are_the_public_training_loops_terms(fusion_type):
+    """The public loop: `out_v = fc_y(v')`, `out_a = fc_x(a')` (sum), halves of `fc_out` with `bias / 2` (concat);
+    they add up to the fused logits; a clip without audio is classified by its visual part with the whole bias."""
+    config = AVCPNetConfig.tiny(fusion_type=fusion_type)
+    assert (config.unimodal_head, config.fusion_output) == ("sf_terms", "logits")
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config).eval()
+    assert model.visual_classifier is None and model.audio_classifier is None
+    _nonzero_biases(model)
+    audio_mask = torch.tensor([True, False])
+    with torch.no_grad():
+        out = model(**make_inputs(config), audio_mask=audio_mask)
+        base = model.avcpnet(**make_inputs(config), audio_mask=audio_mask)
+    visual, audio, head = base.visual_attended_embeds, base.audio_attended_embeds, model.classifier
+    if fusion_type == "sum":
+        visual_logits, audio_logits = head.visual_output(visual), head.audio_output(audio)
+        no_audio = head.visual_output(visual[1])
+    else:
+        width, weight, bias = config.hidden_size, head.output.weight, head.output.bias
+        v_weight, a_weight = (weight[:, width:], weight[:, :width]) if fusion_type == "concat" else (weight, weight)
+        visual_logits, audio_logits = visual @ v_weight.T + bias / 2, audio @ a_weight.T + bias / 2
+        no_audio = visual[1] @ v_weight.T + bias
+    torch.testing.assert_close(out.visual_logits[0], visual_logits[0])
+    torch.testing.assert_close(out.audio_logits, audio_logits)
+    torch.testing.assert_close(out.visual_logits[0] + out.audio_logits[0], out.logits[0])
+    # The clip without audio: its visual part with the whole bias, as logits and as visual logits.
+    torch.testing.assert_close(out.logits[1], no_audio)
+    torch.testing.assert_close(out.visual_logits[1], no_audio)
+    torch.testing.assert_close(visual[1], base.visual_embeds[1])  # it skipped the CAF layer
+    # ... and both unimodal losses reach every CAF parameter (over segment sequences the queries and keys count).
+    out = model.train()(**make_inputs(config), labels=torch.tensor([0, 1]))
+    model.zero_grad()
+    (out.visual_loss + out.audio_loss).backward()
+    reached = {name: p.grad is not None and bool(p.grad.abs().sum() > 0)
+               for name, p in model.avcpnet.fusion.named_parameters()}
+    assert reached and all(reached.values()), reached
+
+
+def test_classifier_dropout_keeps_the_terms_adding_up():
+    config = AVCPNetConfig.tiny(classifier_dropout_prob=0.5)
+    model = AVCPNetForVideoClassification(config).train()
+    _nonzero_biases(model)
+    out = model(**make_inputs(config))
+    torch.testing.assert_close(out.visual_logits + out.audio_logits, out.logits)
+
+
+@pytest.mark.parametrize("fusion_type", ["sum", "concat", "ew_sum"])
+def test_hidden_sf_term_unimodal_logits_add_up_to_the_fused_logits(fusion_type):
+    """`fusion_output="hidden"`, `caf_sequence="pooled"` (the structure before): the SF terms through the shared
+    classifier, half its bias each."""
+    config = AVCPNetConfig.tiny(fusion_type=fusion_type, **LEGACY)
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config).eval()
+    assert model.visual_classifier is None and model.audio_classifier is None
+    _nonzero_biases(model)
+    with torch.no_grad():
         out = model(**make_inputs(config), output_hidden_states=False)
         base = model.avcpnet(**make_inputs(config))
-        # Computed another way: the public code's fc_y(v'), fc_x(a') on the CAF outputs, through the classifier.
         visual, audio = model.avcpnet.fusion.cross_attention(base.visual_embeds, base.audio_embeds)
         layer, head = model.avcpnet.fusion.modality_fusion, model.classifier
         if fusion_type == "sum":
@@ -225,7 +318,6 @@ def test_sf_term_unimodal_logits_add_up_to_the_fused_logits(fusion_type):
     torch.testing.assert_close(out.visual_logits, head(visual_term) - head.bias / 2)
     torch.testing.assert_close(out.audio_logits, head(audio_term) - head.bias / 2)
     torch.testing.assert_close(out.visual_logits + out.audio_logits, out.logits)
-    # ... and both unimodal losses reach the CAF and SF layers (they did not with the separate pre-CAF heads).
     out = model.train()(**make_inputs(config), labels=torch.tensor([0, 1]))
     model.zero_grad()
     (out.visual_loss + out.audio_loss).backward()
@@ -246,15 +338,23 @@ def test_separate_unimodal_heads_stay_available_and_sit_before_the_fusion():
     torch.testing.assert_close(out.audio_logits, model.audio_classifier(base.audio_embeds))
 
 
-def test_checkpoints_load_with_their_own_head_placement_and_refuse_the_other(tmp_path):
-    import json
-
-    separate = AVCPNetForVideoClassification(AVCPNetConfig.tiny(unimodal_head="separate", fusion_type="ew_product"))
-    separate.save_pretrained(tmp_path / "separate")
-    # A config saved before the field existed: no unimodal_head, and its "ew_sum" was the element-wise product.
-    config_file = tmp_path / "separate" / "config.json"
+def _save_as_before_the_fields(model, folder, *fields):
+    """Save `model`, then drop `fields` from its config.json: a config saved before those fields existed."""
+    model.save_pretrained(folder)
+    config_file = folder / "config.json"
     saved = json.loads(config_file.read_text())
-    del saved["unimodal_head"]
+    for field in fields:
+        del saved[field]
+    config_file.write_text(json.dumps(saved))
+    return saved
+
+
+def test_checkpoints_load_with_their_own_head_placement_and_refuse_the_other(tmp_path):
+    separate = AVCPNetForVideoClassification(AVCPNetConfig.tiny(unimodal_head="separate", fusion_type="ew_product",
+                                                                **LEGACY))
+    # A config saved before unimodal_head existed (nor the structure fields): its "ew_sum" was the element-wise product.
+    saved = _save_as_before_the_fields(separate, tmp_path / "separate", "unimodal_head", *LEGACY)
+    config_file = tmp_path / "separate" / "config.json"
     saved["fusion_type"] = "ew_sum"
     config_file.write_text(json.dumps(saved))
     legacy = AVCPNetForVideoClassification.from_pretrained(tmp_path / "separate")
@@ -263,8 +363,6 @@ def test_checkpoints_load_with_their_own_head_placement_and_refuse_the_other(tmp
         assert torch.equal(tensor, legacy.state_dict()[name]), name
     assert AVCPNetConfig.from_json_file(config_file).unimodal_head == "separate"
     # The Auto classes read config.json through the base class: the same upgrade (the pipeline and `predict` load so).
-    from transformers import AutoConfig, AutoModelForVideoClassification
-
     assert AutoConfig.from_pretrained(tmp_path / "separate").unimodal_head == "separate"
     auto_loaded = AutoModelForVideoClassification.from_pretrained(tmp_path / "separate")
     assert (auto_loaded.config.unimodal_head, auto_loaded.config.fusion_type) == ("separate", "ew_product")
@@ -284,9 +382,60 @@ def test_checkpoints_load_with_their_own_head_placement_and_refuse_the_other(tmp
     AVCPNetForVideoClassification.from_pretrained(tmp_path / "backbone", unimodal_head="separate")
 
 
-def test_cross_attention_fusion_is_eq_4_to_7(model, config):
-    # Length-1 sequences: each attention has one key, so the result is the other modality's projected value.
+def test_checkpoints_saved_before_the_structure_fields_load_as_trained(tmp_path):
+    """A folder saved with the previous structure (SF layer to hidden_size + shared classifier, CAF on length-1
+    sequences, plain audio head, no visual dropout) and without the fields that name it loads with that structure,
+    every weight in place and the same outputs; overriding the structure is refused, naming the fields."""
+    torch.manual_seed(0)
+    old = AVCPNetForVideoClassification(AVCPNetConfig.tiny(**LEGACY)).eval()
+    _save_as_before_the_fields(old, tmp_path / "old", *LEGACY)
+    inputs = make_inputs(old.config)
+    for loader in (AVCPNetForVideoClassification, AutoModelForVideoClassification):
+        loaded = loader.from_pretrained(tmp_path / "old").eval()
+        assert {field: getattr(loaded.config, field) for field in LEGACY} == LEGACY
+        assert loaded.state_dict().keys() == old.state_dict().keys()
+        with torch.no_grad():
+            for field in BRANCH_FIELDS:
+                assert torch.equal(loaded(**inputs)[field], old(**inputs)[field]), field
+    for override in (dict(fusion_output="logits"), dict(caf_sequence="segments"), dict(audio_head="bn_tanh")):
+        with pytest.raises(ValueError, match="fusion_output='|caf_sequence='|audio_head='"):
+            AVCPNetForVideoClassification.from_pretrained(tmp_path / "old", **override)
+    # A folder saved now states its structure and loads as it is.
+    new = AVCPNetForVideoClassification(AVCPNetConfig.tiny())
+    new.save_pretrained(tmp_path / "new")
+    saved = json.loads((tmp_path / "new" / "config.json").read_text())
+    assert {field: saved[field] for field in LEGACY} == {"fusion_output": "logits", "caf_sequence": "segments",
+                                                         "audio_head": "bn_tanh", "visual_dropout_prob": 0.5}
+    assert AVCPNetForVideoClassification.from_pretrained(tmp_path / "new").config.fusion_output == "logits"
+
+
+def test_cross_attention_fusion_over_segments_is_eq_4_to_7(model, config):
+    """The public CrossAttentionFusion_Layer: one attention module for both directions over the segment features,
+    `linear(attn) + input` per segment, then the mean over the segments."""
     caf = model.avcpnet.fusion.cross_attention
+    assert not hasattr(caf, "visual_attention") and not hasattr(caf, "audio_attention")
+    visual, audio = torch.randn(3, 4, config.hidden_size), torch.randn(3, 5, config.hidden_size)
+    attn = caf.attention
+
+    def attention(queries, context):  # eq. 4-5 written out
+        heads, dim = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+        split = lambda x: x.view(*x.shape[:2], heads, dim).transpose(1, 2)  # noqa: E731
+        q, k, v = split(attn.q_proj(queries)), split(attn.k_proj(context)), split(attn.v_proj(context))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / dim**0.5, dim=-1)
+        return attn.o_proj((weights @ v).transpose(1, 2).reshape(queries.shape))
+
+    with torch.no_grad():
+        fused_visual, fused_audio = caf(visual, audio)
+        expected_visual = (caf.visual_output(attention(visual, audio)) + visual).mean(1)
+        expected_audio = (caf.audio_output(attention(audio, visual)) + audio).mean(1)
+    torch.testing.assert_close(fused_visual, expected_visual)
+    torch.testing.assert_close(fused_audio, expected_audio)
+
+
+def test_cross_attention_fusion_pooled_is_the_previous_length_1_form():
+    config = AVCPNetConfig.tiny(caf_sequence="pooled")
+    caf = AVCPNetForVideoClassification(config).avcpnet.fusion.cross_attention
+    # Length-1 sequences: each attention has one key, so the result is the other modality's projected value.
     visual, audio = torch.randn(3, config.hidden_size), torch.randn(3, config.hidden_size)
     with torch.no_grad():
         fused_visual, fused_audio = caf(visual, audio)
@@ -296,6 +445,23 @@ def test_cross_attention_fusion_is_eq_4_to_7(model, config):
         expected_audio = caf.audio_output(attn.o_proj(attn.v_proj(visual))) + audio
     torch.testing.assert_close(fused_visual, expected_visual)
     torch.testing.assert_close(fused_audio, expected_audio)
+
+
+def test_the_caf_layer_sees_the_segment_sequences(config):
+    """With caf_sequence="segments" the model feeds the CAF layer the per-segment visual features (v_fc of each
+    segment's pooled Swin features) and the attention-weighted audio segments, whose means are the embeddings."""
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config).eval()
+    seen = {}
+    model.avcpnet.fusion.cross_attention.register_forward_hook(lambda module, args, out: seen.update(args=args))
+    with torch.no_grad():
+        out = model.avcpnet(**make_inputs(config))
+    visual, audio = seen["args"]
+    assert visual.shape == (2, config.num_segments, config.hidden_size)
+    assert audio.shape == (2, config.audio_segments, config.hidden_size)
+    torch.testing.assert_close(visual.mean(1), out.visual_embeds)
+    torch.testing.assert_close(audio.mean(1), out.audio_embeds)
+    assert not torch.allclose(visual[:, 0], visual[:, 1])
 
 
 @pytest.mark.parametrize("modalities", ["visual", "audio"])
@@ -388,7 +554,9 @@ def test_gradient_checkpointing_gives_the_same_gradients(config):
     swin_block.attention.register_forward_hook(lambda *args: calls.append("visual"))
 
     inputs, labels = make_inputs(config), torch.tensor([1, 4])
+    torch.manual_seed(0)  # the same visual-dropout mask in both models
     plain(**inputs, labels=labels).loss.backward()
+    torch.manual_seed(0)
     loss = checkpointed(**inputs, labels=labels).loss
     loss.backward()
     assert calls.count("audio") == 2 and calls.count("visual") == 2
@@ -434,7 +602,7 @@ def test_save_load_round_trip_and_auto_classes(model, config, tmp_path):
     base = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(base, AVCPNetModel)
     with torch.no_grad():
-        assert torch.equal(base(**inputs).fused_embeds, model.avcpnet(**inputs).fused_embeds)
+        assert torch.equal(base(**inputs).visual_attended_embeds, model.avcpnet(**inputs).visual_attended_embeds)
 
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
@@ -455,7 +623,7 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
     assert type(classifier).__module__.startswith("transformers_modules."), type(classifier).__module__
     with torch.no_grad():
         out = classifier(**data["inputs"])
-        fused = base(**data["inputs"]).fused_embeds
+        fused = base(**data["inputs"]).audio_attended_embeds
     # Same weights, same inputs, another process: equal up to float32 rounding (the CPU kernels a process picks,
     # e.g. oneDNN's with AMX, may sum in another order).
     for field in ("logits", "visual_logits", "audio_logits"):
@@ -477,7 +645,7 @@ def test_auto_classes_load_in_a_fresh_process_without_the_package(model, config,
     shutil.copytree(saved, workdir / "checkpoint")
     with torch.no_grad():
         out = model(**inputs)
-        fused = model.avcpnet(**inputs).fused_embeds
+        fused = model.avcpnet(**inputs).audio_attended_embeds
     torch.save({"inputs": inputs, "fused_embeds": fused, **{f: out[f] for f in BRANCH_FIELDS}},
                workdir / "expected.pt")
     result = run_without_package(FRESH_PROCESS_SCRIPT, cwd=workdir, env={"HF_MODULES_CACHE": str(tmp_path / "modules")})
@@ -493,8 +661,8 @@ def test_other_num_labels_loads_only_with_ignore_mismatched_sizes(model, tmp_pat
     reloaded = AVCPNetForVideoClassification.from_pretrained(tmp_path, ignore_mismatched_sizes=True, **labels)
     assert reloaded.config.num_labels == 3 and reloaded.config.polarity_ids == [0, 1, 2]
     assert reloaded.visual_classifier is None and reloaded.audio_classifier is None  # SF-term placement
-    for head in ("classifier",):
-        assert getattr(reloaded, head).weight.shape == (3, model.config.hidden_size)
+    for head in (reloaded.classifier.visual_output, reloaded.classifier.audio_output):  # the SF layer, to the classes
+        assert head.weight.shape == (3, model.config.hidden_size)
     for name, tensor in reloaded.avcpnet.state_dict().items():
         assert torch.equal(tensor, model.avcpnet.state_dict()[name]), name
 
@@ -538,16 +706,20 @@ def test_convert_resnet_weights(config, tmp_path):
         convert_resnet_main(["--checkpoint", str(tmp_path / "resnet"), "--output_dir", str(tmp_path / "x")])
 
 
-def test_audio_branch_starts_alive_and_learns_a_pitch_like_cue():
+@pytest.mark.parametrize("audio_head", ["bn_tanh", "linear"])
+def test_audio_branch_starts_alive_and_learns_a_pitch_like_cue(audio_head):
     """A fresh audio-only model must learn a cue that lives only in the MFCC features. (With a zero-bias temporal
     attention its ReLU'd weights start at ~0, the audio embedding has no gradient and the loss stays at ln C.)"""
     torch.manual_seed(0)
     config = AVCPNetConfig.tiny(modalities="audio", id2label={0: "low", 1: "high"},
-                                label2polarity={"low": "neutral", "high": "neutral"})
+                                label2polarity={"low": "neutral", "high": "neutral"}, audio_head=audio_head)
     model = AVCPNetForVideoClassification(config)
     weights = model.avcpnet.audio_encoder.temporal_attention(torch.randn(4, config.audio_segments,
                                                                         config.hidden_size))[1]
-    assert weights.min() > 0.5, "temporal attention must start as a (near) uniform mean"
+    if audio_head == "linear":
+        assert weights.min() > 0.5, "temporal attention must start as a (near) uniform mean"
+    else:  # torch's default Linear init on Tanh'd scores (the public code's): weights of order 1, not ~0
+        assert weights.max() > 0.1
 
     generator = torch.Generator().manual_seed(0)
     time = config.audio_length // config.audio_segments
@@ -565,3 +737,96 @@ def test_audio_branch_starts_alive_and_learns_a_pitch_like_cue():
     with torch.no_grad():
         accuracy = (model(input_features=features).logits.argmax(-1) == labels).float().mean().item()
     assert loss.item() < 0.5 and accuracy == 1.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The structure pinned to the public code (XuecWu/eMotions AV-CANet: models/AVNet.py, models/fusion_modules.py,
+# models/CrossAttentionFusion_Module.py; VAANet's audio head), at the paper's sizes (C1 = 512, 6 classes, 16 + 16
+# segments). Built on the meta device: shapes only, no memory.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _full_size(**overrides):
+    with torch.device("meta"):
+        return AVCPNetForVideoClassification(AVCPNetConfig(**overrides))
+
+
+def _shapes(model, prefix):
+    return {name[len(prefix):]: tuple(p.shape) for name, p in model.named_parameters() if name.startswith(prefix)}
+
+
+def test_sf_layer_is_the_public_sumfusion_and_concatfusion():
+    # SumFusion(input_dim=512, output_dim=n_classes): fc_x (audio), fc_y (visual), straight to the classes; no
+    # classifier after it, no per-modality classifiers besides it.
+    model = _full_size()
+    assert _shapes(model, "classifier.") == {  # public name:
+        "visual_output.weight": (6, 512), "visual_output.bias": (6,),  # fc_y
+        "audio_output.weight": (6, 512), "audio_output.bias": (6,),  # fc_x
+    }
+    assert model.visual_classifier is None and model.audio_classifier is None
+    assert model.avcpnet.fusion.modality_fusion is None and not _shapes(model, "avcpnet.fusion.modality_fusion")
+    # ConcatFusion(input_dim=1024, output_dim=n_classes): one fc_out on cat(a', v'), nothing else.
+    assert _shapes(_full_size(fusion_type="concat"), "classifier.") == {"output.weight": (6, 1024),
+                                                                        "output.bias": (6,)}
+    # GatedFusion(input_dim=512, dim=512, output_dim=n_classes): fc_x, fc_y (512 -> 512), fc_out (512 -> classes).
+    assert _shapes(_full_size(fusion_type="gated"), "classifier.") == {
+        "audio_projection.weight": (512, 512), "audio_projection.bias": (512,),  # fc_x
+        "visual_projection.weight": (512, 512), "visual_projection.bias": (512,),  # fc_y
+        "output.weight": (6, 512), "output.bias": (6,),  # fc_out
+    }
+
+
+def test_caf_layer_is_the_public_cross_attention_fusion_layer():
+    # CrossAttentionFusion_Layer(input_dim=512): one 4-head attention module (nn.MultiheadAttention(512, 4): in_proj
+    # 3 x 512 x 512 + out_proj) shared by both directions, linear_v and linear_a (512 -> 512).
+    shapes = _shapes(_full_size(), "avcpnet.fusion.cross_attention.")
+    square, vector = (512, 512), (512,)
+    assert shapes == {
+        **{f"attention.{p}_proj.{k}": (square if k == "weight" else vector) for p in "qkvo" for k in ("weight", "bias")},
+        "visual_output.weight": square, "visual_output.bias": vector,  # linear_v
+        "audio_output.weight": square, "audio_output.bias": vector,  # linear_a
+    }
+    model = _full_size()
+    assert model.config.num_attention_heads == 4 and model.avcpnet.fusion.cross_attention.attention.num_heads == 4
+
+
+def test_audio_head_is_vaanets_bn_tanh_and_the_visual_dropout_is_public():
+    model = _full_size()
+    audio = model.avcpnet.audio_encoder
+    # a_fc = Sequential(Linear(512, 512), BatchNorm1d(512), Tanh())
+    assert _shapes(model, "avcpnet.audio_encoder.projection") == {
+        ".weight": (512, 512), ".bias": (512,), "_norm.weight": (512,), "_norm.bias": (512,)}
+    assert isinstance(audio.projection_norm, torch.nn.BatchNorm1d) and isinstance(audio.projection_activation,
+                                                                                  torch.nn.Tanh)
+    # aa_net: conv = Sequential(Conv1d(512, 1, 1, bias=False), BatchNorm1d(1), Tanh()), fc = Linear(16, 16), ReLU
+    attention = audio.temporal_attention
+    assert _shapes(model, "avcpnet.audio_encoder.temporal_attention.") == {
+        "score.weight": (1, 512, 1), "score_norm.weight": (1,), "score_norm.bias": (1,),
+        "mixer.weight": (16, 16), "mixer.bias": (16,)}
+    assert isinstance(attention.score_norm, torch.nn.BatchNorm1d) and isinstance(attention.score_activation,
+                                                                                 torch.nn.Tanh)
+    assert isinstance(attention.activation, torch.nn.ReLU)
+    # AVNet: self.dropout = nn.Dropout(p=0.5) on the pooled Video Swin features, then v_fc = Linear(768, 512).
+    assert isinstance(model.avcpnet.visual_dropout, torch.nn.Dropout) and model.avcpnet.visual_dropout.p == 0.5
+    assert _shapes(model, "avcpnet.visual_projection.") == {"weight": (512, 768), "bias": (512,)}
+    # The structure before (kept under its own names): no BN / Tanh, no dropout, SF to hidden + shared classifier.
+    old = _full_size(**LEGACY)
+    assert old.avcpnet.audio_encoder.projection_norm is None
+    assert old.avcpnet.audio_encoder.temporal_attention.score_norm is None
+    assert old.avcpnet.visual_dropout.p == 0.0
+    assert _shapes(old, "classifier.") == {"weight": (6, 512), "bias": (6,)}
+    assert {"visual_attention.q_proj.weight", "audio_attention.q_proj.weight"} <= set(
+        _shapes(old, "avcpnet.fusion.cross_attention."))
+
+
+def test_visual_dropout_acts_in_training_only(config):
+    model = AVCPNetModel(config)
+    inputs = make_inputs(config)
+    model.train()
+    torch.manual_seed(0)
+    first = model(**inputs).visual_embeds
+    torch.manual_seed(1)
+    assert not torch.allclose(first, model(**inputs).visual_embeds)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).visual_embeds, model(**inputs).visual_embeds)
