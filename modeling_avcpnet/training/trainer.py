@@ -79,6 +79,17 @@ class EPCETrainer(Trainer):
             return EpochKeySampler(len(dataset), seed=self.args.data_seed or self.args.seed)
         return super()._get_train_sampler(train_dataset)
 
+    def get_train_dataloader(self):
+        # Creating or resetting a DataLoader iterator draws its workers' base seed from the DataLoader's generator,
+        # by default torch's global RNG, the one dropout uses. A run resumed with persistent workers creates its
+        # iterator where the uninterrupted run reused one, which shifted every later dropout mask. A generator of
+        # the DataLoader's own keeps the global RNG out of it (the examples' randomness comes from their keys).
+        loader = super().get_train_dataloader()
+        torch_loader = getattr(loader, "base_dataloader", loader)
+        if isinstance(torch_loader, torch.utils.data.DataLoader) and torch_loader.generator is None:
+            torch_loader.generator = torch.Generator().manual_seed(self.args.data_seed or self.args.seed)
+        return loader
+
     def _prepare_inputs(self, inputs):
         skipped = inputs.pop("skipped_clips", None) if isinstance(inputs, dict) else None
         if skipped:
