@@ -56,6 +56,7 @@ def test_cached_clips_give_the_processor_the_same_inputs(clips, processor, tmp_p
     cached = cache_split_media(split, processor, str(tmp_path / "cache"), num_proc=1)
     paths = dict(zip(names, cached["video"]))
     assert paths["corrupt"] == clips["corrupt"]  # not cacheable: keeps its path, so training reports it as before
+    assert len(os.listdir(tmp_path / "cache")) == len(names) - 1  # no partial file left by the failed one
     for name in names[:-1]:
         assert paths[name].startswith(str(tmp_path / "cache")) and paths[name].endswith(".mp4"), name
         for training in (False, True):

@@ -46,11 +46,21 @@ def write_cached_clip(source: str, target: str, shortest_edge: int, keyframe_int
 
     Raises `MediaError` (from the media layer) when the source cannot be decoded; writes to a temporary name and
     renames, so a killed preparation never leaves a truncated file under the final name."""
+    partial = f"{target}.partial-{os.getpid()}.mp4"
+    try:
+        _encode(source, partial, shortest_edge, keyframe_interval, crf)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
+    os.replace(partial, target)
+
+
+def _encode(source: str, partial: str, shortest_edge: int, keyframe_interval: int, crf: int) -> None:
     import av
 
     from ..media_avcpnet import MediaReader, output_size
 
-    partial = target + ".partial.mp4"
     with MediaReader(source, require_video=True, threads=1) as reader, av.open(source) as audio_source, \
             av.open(partial, "w") as output:
         num_frames = reader.num_frames
@@ -77,7 +87,6 @@ def write_cached_clip(source: str, target: str, shortest_edge: int, keyframe_int
                     continue
                 packet.stream = audio_out
                 output.mux(packet)
-    os.replace(partial, target)
 
 
 class _CacheClips:
