@@ -329,3 +329,17 @@ def test_command_line_writes_avcpnet_checkpoint(tmp_path):
         main(["--source", "torchvision", "--checkpoint", str(tmp_path / "swin3d.pth"),
               "--output_dir", str(tmp_path / "wrong"), "--config", str(tmp_path / "wider.json")])
     assert not (tmp_path / "wrong").exists()
+
+
+def test_the_cuda_attention_mask_has_the_memory_efficient_kernels_layout():
+    """`_memory_efficient_mask` (applied on CUDA): the same values, unit stride along keys, rows aligned to 16
+    elements; SDPA gives the same attention with it."""
+    from modeling_avcpnet.modeling_video_swin import _memory_efficient_mask
+
+    for tokens in (196, 64):
+        bias = torch.randn(tokens, tokens, 3).permute(2, 0, 1).unsqueeze(0)  # as the bias table gather gives it
+        mask = _memory_efficient_mask(bias)
+        assert torch.equal(mask, bias) and mask.stride(-1) == 1 and mask.stride(-2) % 16 == 0, tokens
+        query, key, value = (torch.randn(2, 3, tokens, 32) for _ in range(3))
+        torch.testing.assert_close(torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask),
+                                   torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=bias))
