@@ -830,3 +830,21 @@ def test_visual_dropout_acts_in_training_only(config):
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(**inputs).visual_embeds, model(**inputs).visual_embeds)
+
+
+def test_the_sync_free_audio_paths_give_the_numbers_of_the_per_clip_path(model, config):
+    """Eval mode encodes every clip and zeroes the silent ones (no host sync, one graph under torch.compile);
+    `audio_mask=None` means every clip has audio. Both give what encoding the clips with audio alone gives."""
+    inputs = make_inputs(config, batch_size=3, seed=4)
+    with torch.no_grad():
+        mixed = model(**inputs, audio_mask=torch.tensor([True, False, True]))
+        for position in range(3):  # each clip alone: a silent clip takes the vision-only path
+            alone = model(**{key: value[position:position + 1] for key, value in inputs.items()},
+                          audio_mask=torch.tensor([position != 1]))
+            torch.testing.assert_close(mixed.logits[position:position + 1], alone.logits)
+        every = model(**inputs, audio_mask=None)
+        torch.testing.assert_close(every.logits, model(**inputs, audio_mask=torch.ones(3, dtype=torch.bool)).logits)
+        encoded, _ = model.avcpnet._encode_audio(inputs["input_features"], torch.tensor([True, False, True]), True)
+        sync_free, _ = model.avcpnet._encode_audio(inputs["input_features"], torch.tensor([True, False, True]), False)
+    torch.testing.assert_close(sync_free, encoded)  # hidden states asked for: the per-clip path
+    assert not sync_free[1].any()
