@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU machine's check, in one call (see ../shared/gpu/README.md for the machine): install the carried wheels
-# (.whl/, from ../shared/gpu/wheels.sh plus pytest-xdist, execnet, pytest-timeout) into the image's Python with this
+# (.whl/, made here by scripts/gpu_wheels.sh) into the image's Python with this
 # checkout on its path, run the suite on CUDA, then benchmarks/bench_gpu.py on the paper config. Logs go to
 # ${OUT:-gpu_out}/ as they are written, so a command cut at its time limit keeps what it measured.
 #   device run: bash scripts/gpu_check.sh          (carry: .whl)
