@@ -32,6 +32,7 @@ import _common  # noqa: F401 - this tree on sys.path
 import numpy as np
 import torch
 
+from bench_train import StepTimes, random_examples
 from modeling_avcpnet import AVCPNetConfig, AVCPNetProcessor
 from modeling_avcpnet.modeling_avcpnet import AVCPNetForVideoClassification
 
@@ -79,20 +80,8 @@ def reset_peak_memory(device: str) -> None:
 # ---- inputs --------------------------------------------------------------------------------------------------------
 
 
-def random_example(config, index: int) -> dict:
-    generator = torch.Generator().manual_seed(index)
-    time_steps = config.audio_length // config.audio_segments
-    return {
-        "pixel_values_videos": torch.randn(config.num_segments, config.frames_per_segment, 3, config.image_size,
-                                           config.image_size, generator=generator),
-        "input_features": torch.randn(config.audio_segments, time_steps, config.num_mfcc, generator=generator),
-        "audio_mask": torch.tensor(True),
-        "labels": torch.tensor(index % config.num_labels),
-    }
-
-
 def batch_of(config, size: int, device: str) -> dict:
-    examples = [random_example(config, index) for index in range(size)]
+    examples = random_examples(config, size)
     return {key: torch.stack([example[key] for example in examples]).to(device) for key in examples[0]}
 
 
@@ -115,13 +104,15 @@ def write_one_clip(job) -> str:
     path, seconds, height, width, seed = job
     from datasets_emotions.synthetic_media import moving_square_frames, tone
 
+    fps = 30
+
     def frames():
-        fps, count = 30, int(30 * seconds)
+        count = int(fps * seconds)
         base = moving_square_frames(count, height, width, speed=width / count)
         noise = np.random.default_rng(seed).integers(-12, 12, (1, height, width, 3))  # static texture (film grain)
         return np.clip(base.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
-    return _common.write_clip_once(path, frames, fps=30, audio=tone(220 + 40 * seed, seconds, 44100, tempo_hz=2),
+    return _common.write_clip_once(path, frames, fps=fps, audio=tone(220 + 40 * seed, seconds, 44100, tempo_hz=2),
                                    sample_rate=44100)
 
 
@@ -139,22 +130,10 @@ def make_clips(folder: str, count: int, seconds: float) -> list[str]:
 # ---- one measurement: training steps through EPCETrainer -----------------------------------------------------------
 
 
-class StepTimes:
-    """`TrainerCallback` recording when each optimizer step ends."""
-
-    def __init__(self):
-        from transformers import TrainerCallback
-
-        class _Callback(TrainerCallback):
-            def on_step_end(inner, args, state, control, **kwargs):  # noqa: N805
-                self.times.append(time.perf_counter())
-
-        self.times: list[float] = []
-        self.callback = _Callback()
-
-    def clips_per_second(self, batch: int, warmup: int) -> float:
-        steps = np.diff(self.times[warmup - 1:])  # from the end of the last warm-up step
-        return batch / float(np.median(steps)) if len(steps) else float("nan")
+def clips_per_second(step_ends: list[float], batch: int, warmup: int) -> float:
+    """From the end times of the steps: batch / the median duration of the steps after `warmup`."""
+    steps = np.diff(step_ends[warmup - 1:])  # from the end of the last warm-up step
+    return batch / float(np.median(steps)) if len(steps) else float("nan")
 
 
 def train_steps(config, train_dataset, device: str, dtype: str, batch: int, steps: int, workers: int,
@@ -183,11 +162,11 @@ def train_steps(config, train_dataset, device: str, dtype: str, batch: int, step
         # `ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION=true train_hf.py --torch_compile true` does.
         os.environ["ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION"] = "true" if regional else "false"
         trainer = EPCETrainer(model=model, args=args, train_dataset=train_dataset, task=task,
-                              data_collator=task.data_collator, callbacks=[timer.callback])
+                              data_collator=task.data_collator, callbacks=[timer])
         reset_peak_memory(device)
         started = time.perf_counter()
         trainer.train()
-        return {"clips_per_s": timer.clips_per_second(batch, warmup), "peak_gib": peak_memory_gib(device),
+        return {"clips_per_s": clips_per_second(timer.times, batch, warmup), "peak_gib": peak_memory_gib(device),
                 "first_steps_s": timer.times[warmup - 1] - started if len(timer.times) >= warmup else float("nan")}
 
 
@@ -277,7 +256,7 @@ def main(argv=None) -> dict:
         say(f"{name:<34} {measured['clips_per_s']:8.1f} clips/s  {tflops:7.2f} TFLOP/s  "
             f"{100 * tflops / peaks[dtype]:5.1f} % of {dtype} peak  peak memory {measured['peak_gib']:.1f} GiB{extra}")
 
-    ready = [random_example(config, index) for index in range(args.batch * 4)]  # a map-style dataset
+    ready = random_examples(config, args.batch * 4)  # a map-style dataset
     if "model" in parts:
         results["attention_kernels"] = attention_kernels(config, device, min(args.batch, 8))
         say(f"attention kernels in one bf16 training step: {results['attention_kernels']}")
