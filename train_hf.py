@@ -107,17 +107,18 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     logger.info("model: %s parameters, labels %s, polarity %s", f"{model.num_parameters():,}",
                 list(id2label.values()), getattr(config, "label2polarity", None))
 
-    if data_args.media_cache_dir and task.has_processor:
-        from modeling_avcpnet.training.media_cache import cache_split_media
-
-        with training_args.main_process_first(desc="re-encoding clips into the media cache"):
-            splits = {name: cache_split_media(split, processor, data_args.media_cache_dir,
-                                              num_proc=data_args.media_cache_num_proc)
-                      for name, split in splits.items()}
-
     def prepared(split: str, training: bool = False):
+        if split not in splits:
+            return None
+        rows = splits[split]
+        if data_args.media_cache_dir and task.has_processor:  # only the splits this run reads
+            from modeling_avcpnet.training.media_cache import cache_split_media
+
+            with training_args.main_process_first(desc=f"re-encoding the {split} clips into the media cache"):
+                rows = cache_split_media(rows, processor, data_args.media_cache_dir,
+                                         num_proc=data_args.media_cache_num_proc)
         seed = training_args.data_seed or training_args.seed  # of the training augmentation
-        return task.trainer_dataset(splits[split], processor, training, seed=seed) if split in splits else None
+        return task.trainer_dataset(rows, processor, training, seed=seed)
 
     train_dataset = prepared(data_args.train_split, training=True) if training_args.do_train else None
     eval_dataset = prepared(data_args.eval_split)
