@@ -137,7 +137,10 @@ def frame_to_rgb(frame: "av.VideoFrame", shortest_edge: Optional[int] = None,
     out_h, out_w = output_size(upright_h, upright_w, shortest_edge)
     if quarter_turns % 2:
         out_h, out_w = out_w, out_h  # size in the stored orientation
-    if (out_h, out_w) == (frame.height, frame.width):
+    if (out_h, out_w) == (frame.height, frame.width) and frame.format.name == "gbrp":
+        # Planar RGB (the media cache's lossless H.264 RGB): the planes as they are, 15x cheaper than the scaler.
+        array = frame.to_ndarray()
+    elif (out_h, out_w) == (frame.height, frame.width):
         array = frame.to_ndarray(format="rgb24")
     else:
         array = frame.to_ndarray(width=out_w, height=out_h, format="rgb24", interpolation=interpolation)

@@ -114,8 +114,8 @@ class DataArguments:
     )
     media_cache_dir: Optional[str] = field(
         default=None,
-        metadata={"help": "Re-encode every clip once at the model's frame size into this folder (lossless, keyframe "
-                          "every snippet; audio copied) and read the copies while training and evaluating: the "
+        metadata={"help": "Re-encode every clip once at the model's frame size into this folder (lossless RGB, "
+                          "keyframe every snippet; audio copied) and read the copies while training and evaluating: the "
                           "input pipeline for GPUs (modeling_avcpnet/training/media_cache.py)."},
     )
     media_cache_num_proc: Optional[int] = field(
