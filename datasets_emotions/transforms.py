@@ -32,7 +32,9 @@ class BatchTransform:
     """A batch of dataset rows (dict of lists with ``video``, ``audio``, ``label``) -> model inputs:
     ``pixel_values_videos`` (B, S, F, 3, H, W), ``input_features`` (B, A, T, n_mfcc), ``audio_mask`` (B,) and
     ``labels`` (B,) long. An empty ``audio`` entry means "take the soundtrack from the video file". Entries may also
-    be ``{"bytes", "path"}`` dicts, as in an export loaded back with plain ``datasets.load_dataset``.
+    be ``{"bytes", "path"}`` dicts, as in an export loaded back with plain ``datasets.load_dataset``. An ``mfcc``
+    column (the training media cache's, see ``modeling_avcpnet.training.media_cache``) goes to the processor as its
+    precomputed soundtrack MFCC.
 
     ``skip_bad_files=True``: a clip that cannot be decoded does not raise; its row stays in the output (so that a
     dataset's rows keep their positions) with zero model inputs and its error message in ``decode_error`` (empty
@@ -51,12 +53,14 @@ class BatchTransform:
         self.skip_bad_files, self.seed = skip_bad_files, seed
         self._warned_missing_audio = False
 
-    def _process(self, videos: list, audio: Optional[list], generator=None) -> tuple[list[Optional[dict]], dict]:
+    def _process(self, videos: list, audio: Optional[list], generator=None,
+                 mfcc: Optional[list] = None) -> tuple[list[Optional[dict]], dict]:
         """Per-row model inputs (None for a row that failed) and {row: error message}."""
+        precomputed = {"mfcc": mfcc} if mfcc is not None else {}  # a media cache's column (see BatchTransform)
         with self._one_missing_audio_warning():
             features = self.processor(videos=videos, audio=audio, training=self.training, return_tensors="pt",
                                       skip_bad_files=self.skip_bad_files, generator=generator,
-                                      **self.processor_kwargs)
+                                      **precomputed, **self.processor_kwargs)
         kept = getattr(features, "kept_indices", None)
         kept = list(range(len(videos))) if kept is None else kept
         rows: list[Optional[dict]] = [None] * len(videos)
@@ -96,15 +100,18 @@ class BatchTransform:
         videos = [_media(entry) for entry in batch["video"]]
         audio = [_media(entry) for entry in batch.get("audio") or [None] * len(videos)]
         audio = audio if any(entry is not None for entry in audio) else None
+        # The training media cache's precomputed soundtrack MFCC (empty where the processor decodes as usual).
+        mfcc = list(batch["mfcc"]) if "mfcc" in batch else None
         if example_keys is not None and self.training:
             rows, errors = [], {}
             for position, (epoch, index) in enumerate(example_keys):
                 row, error = self._process([videos[position]], None if audio is None else [audio[position]],
-                                           example_generator(self.seed, epoch, index))
+                                           example_generator(self.seed, epoch, index),
+                                           None if mfcc is None else [mfcc[position]])
                 rows += row
                 errors.update({position: message for message in error.values()})
         else:
-            rows, errors = self._process(videos, audio)
+            rows, errors = self._process(videos, audio, mfcc=mfcc)
         good = [row for row in rows if row is not None]
         outputs = {}
         for key in (good[0] if good else {}):

@@ -162,6 +162,17 @@ class AVCPNetFeatureExtractor(SequenceFeatureExtractor):
         repeats = -(-self.audio_length // frames)
         return features.repeat(repeats, 1)[: self.audio_length]
 
+    def from_mfcc(self, mfcc: Union[np.ndarray, torch.Tensor], name: str = "<mfcc>") -> BatchFeature:
+        """The features of one sample from its precomputed `mfcc(waveform)` `(frames, num_mfcc)` (e.g. a media
+        cache's `mfcc` column): the same centre crop or tiling as `__call__`, so the same numbers without decoding
+        the soundtrack again. Returns `input_features` `(1, audio_segments, T, num_mfcc)` and `audio_mask` `(1,)`."""
+        features = torch.as_tensor(np.asarray(mfcc, dtype=np.float32))
+        if features.ndim != 2 or features.shape[1] != self.num_mfcc or features.shape[0] == 0:
+            raise ValueError(f"{name}: precomputed MFCC must be (frames > 0, {self.num_mfcc}), got "
+                             f"{tuple(features.shape)}")
+        return BatchFeature({"input_features": self.fit_length(features).reshape(1, *self.feature_shape),
+                             "audio_mask": torch.ones(1, dtype=torch.bool)})
+
     def __call__(self, raw_audio: Union[None, np.ndarray, torch.Tensor, Sequence[Optional[np.ndarray]]],
                  sampling_rate: Optional[int] = None, return_tensors: Optional[str] = "pt", **kwargs) -> BatchFeature:
         """Features for one waveform or a list of waveforms (mono `(samples,)` or `(channels, samples)` at

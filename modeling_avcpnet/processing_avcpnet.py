@@ -44,7 +44,9 @@ class AVCPNetProcessor(ProcessorMixin):
     `MissingAudioWarning` naming the file (Python's warning filter shows it once per file).
 
     Other arguments: `skip_bad_files` (see below), `sampling_rate` (of waveform arrays passed as `audio`; defaults
-    to the feature extractor's), `return_tensors` (`"pt"` or `"np"`), and the video processor's arguments, e.g.
+    to the feature extractor's), `mfcc` (one per video, or None: a soundtrack's precomputed
+    [`~AVCPNetProcessor.soundtrack_mfcc`] `(frames, num_mfcc)`, used instead of decoding it again, as the training
+    media cache does; an entry that is None or has no frames means "decode the soundtrack as usual"), `return_tensors` (`"pt"` or `"np"`), and the video processor's arguments, e.g.
     `training` (random sampling and augmentation, from `generator` or torch's global RNG), `generator`
     (`torch.Generator`), `do_sample_frames`, `num_frames` (see [`AVCPNetVideoProcessor`]).
 
@@ -86,7 +88,7 @@ class AVCPNetProcessor(ProcessorMixin):
         return cls(AVCPNetVideoProcessor(**video_kwargs), AVCPNetFeatureExtractor(**audio_kwargs))
 
     def __call__(self, videos=None, audio=None, sampling_rate: Optional[int] = None, skip_bad_files: bool = False,
-                 return_tensors: Optional[str] = "pt", **video_kwargs) -> BatchFeature:
+                 return_tensors: Optional[str] = "pt", mfcc=None, **video_kwargs) -> BatchFeature:
         """See the class docstring. `video_kwargs` go to the video processor (`training`, `generator`,
         `do_sample_frames`, `num_frames`, `do_resize`, ...); other names raise `TypeError`."""
         valid = set(self.video_processor.valid_kwargs.__annotations__)
@@ -98,13 +100,15 @@ class AVCPNetProcessor(ProcessorMixin):
         video_list = make_video_list(videos) if videos is not None else None
         audio_list = self._audio_list(audio, len(video_list) if video_list is not None else None)
         count = len(video_list) if video_list is not None else len(audio_list)
+        mfcc_list = self._audio_list(mfcc, count)
 
         # The bad-file policy, in one place: a sample whose media cannot be decoded raises, or is left out.
         clips, features, kept, errors = [], [], [], {}
         for position in range(count):
             video = video_list[position] if video_list is not None else None
             try:
-                clip, audio_features = self._process_sample(video, audio_list[position], sampling_rate, video_kwargs)
+                clip, audio_features = self._process_sample(video, audio_list[position], sampling_rate, video_kwargs,
+                                                            mfcc_list[position])
             except ValueError as error:  # a MediaError, from this file's copy of the media layer or another's
                 if not is_media_error(error):
                     raise
@@ -145,37 +149,67 @@ class AVCPNetProcessor(ProcessorMixin):
                              "(None to use the video's own audio track)")
         return audio_list
 
-    def _process_sample(self, video, audio, sampling_rate: Optional[int], video_kwargs: dict):
+    def _process_sample(self, video, audio, sampling_rate: Optional[int], video_kwargs: dict, mfcc=None):
         """`pixel_values_videos` `(1, S, F, 3, H, W)` (None without a video) and the feature extractor's output for
         one sample. A media file is opened once: the pass that indexes its video packets also decodes its soundtrack
         (only the central part that the centre-cropped MFCC covers, with a second to spare, so that a 10-minute file
-        does not cost ten times a 1-minute one)."""
-        rate = self.feature_extractor.sampling_rate
-        max_seconds = self.feature_extractor.needed_seconds + 1.0
-        own_audio = video is not None and audio is None and _is_media_file(video)
-        clip, waveform, waveform_rate, problem = None, None, rate, "no soundtrack given"
+        does not cost ten times a 1-minute one), unless `mfcc` already holds its MFCC."""
+        precomputed = mfcc is not None and np.asarray(mfcc).size > 0
+        own_audio = video is not None and audio is None and _is_media_file(video) and not precomputed
+        clip = None
         name = describe_source(video) if video is not None else "<audio>"
         if video is not None:
             # A media file is opened here, once, for its frames (read by the video processor) and its soundtrack;
             # frame folders and arrays go to the video processor as they are.
-            reader = MediaReader(video, audio_sample_rate=rate if own_audio else None, audio_max_seconds=max_seconds,
-                                 threads=self.video_processor.decode_threads) if _is_media_file(video) else None
+            reader = MediaReader(video, threads=self.video_processor.decode_threads,
+                                 **self._soundtrack_options(own_audio)) if _is_media_file(video) else None
             with reader if reader is not None else contextlib.nullcontext():
                 clip = self.video_processor(reader if reader is not None else video, return_tensors="pt",
                                             **video_kwargs)["pixel_values_videos"]
                 if own_audio:
                     waveform, problem = reader.audio, reader.audio_problem
-        if isinstance(audio, (np.ndarray, torch.Tensor)):
-            waveform, waveform_rate, problem = audio, sampling_rate or rate, "empty waveform"
-        elif audio is not None:
-            with MediaReader(audio, require_video=False, audio_sample_rate=rate, audio_max_seconds=max_seconds,
-                             index_video=False) as soundtrack:
-                waveform, problem, name = soundtrack.audio, soundtrack.audio_problem, soundtrack.name
+        if precomputed:
+            return clip, self.feature_extractor.from_mfcc(mfcc, name)
+        if not own_audio:
+            waveform, waveform_rate, name, problem = self._separate_soundtrack(audio, sampling_rate, name)
+        else:
+            waveform_rate = self.feature_extractor.sampling_rate
         if waveform is None or np.asarray(waveform).size == 0:
             warnings.warn(f"{name}: {problem}; using zero audio features (audio_mask False)", MissingAudioWarning,
                           stacklevel=4)
             waveform = None
         return clip, self.feature_extractor([waveform], sampling_rate=waveform_rate, return_tensors="pt")
+
+    def _soundtrack_options(self, decode_audio: bool = True) -> dict:
+        """`MediaReader` arguments for decoding a soundtrack as the MFCC needs it (the feature extractor's rate,
+        the central `needed_seconds` plus one)."""
+        return {"audio_sample_rate": self.feature_extractor.sampling_rate if decode_audio else None,
+                "audio_max_seconds": self.feature_extractor.needed_seconds + 1.0}
+
+    def _separate_soundtrack(self, audio, sampling_rate: Optional[int], name: str):
+        """`(waveform or None, its rate, name, problem)` of a sample's `audio` entry: a waveform array, a soundtrack
+        file, or None (no soundtrack given)."""
+        rate = self.feature_extractor.sampling_rate
+        if audio is None:
+            return None, rate, name, "no soundtrack given"
+        if isinstance(audio, (np.ndarray, torch.Tensor)):
+            return audio, sampling_rate or rate, name, "empty waveform"
+        with MediaReader(audio, require_video=False, index_video=False, **self._soundtrack_options()) as soundtrack:
+            return soundtrack.audio, rate, soundtrack.name, soundtrack.audio_problem
+
+    def soundtrack_mfcc(self, video, audio=None) -> Optional[np.ndarray]:
+        """The MFCC `(frames, num_mfcc)` float32 that a call on `video` (and its `audio` entry) computes from the
+        soundtrack, decoded the same way; None when it has no usable soundtrack (the call then warns and gives
+        `audio_mask` False). Pass it back as `mfcc` to skip decoding the audio again (the training media cache
+        stores it as a column). Raises `MediaError` when the file cannot be read."""
+        if audio is None and _is_media_file(video):
+            with MediaReader(video, threads=1, **self._soundtrack_options()) as reader:
+                waveform, rate = reader.audio, self.feature_extractor.sampling_rate
+        else:
+            waveform, rate, _, _ = self._separate_soundtrack(audio, None, describe_source(video))
+        if waveform is None or np.asarray(waveform).size == 0:
+            return None
+        return self.feature_extractor.mfcc(waveform, rate).numpy()
 
     def _no_clips(self) -> torch.Tensor:
         """`pixel_values_videos` of a batch in which no video could be decoded: `(0, S, F, 3, H, W)`."""

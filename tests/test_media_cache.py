@@ -52,6 +52,9 @@ def test_cached_clips_give_the_processor_the_same_inputs(clips, processor, tmp_p
     split = datasets.Dataset.from_dict({"video": [clips[name] for name in names], "label": list(range(len(names)))})
     cached = cache_split_media(split, processor, str(tmp_path / "cache"), num_proc=1)
     paths = dict(zip(names, cached["video"]))
+    mfcc = dict(zip(names, cached.with_format("numpy", columns=["mfcc"])["mfcc"]))
+    # The soundtrack's MFCC is precomputed where there is one; silent and uncached clips are left to the processor.
+    assert {name: len(mfcc[name]) > 0 for name in names} == {name: name not in ("silent", "corrupt") for name in names}
     assert paths["corrupt"] == clips["corrupt"]  # not cacheable: keeps its path, so training reports it as before
     assert len(os.listdir(tmp_path / "cache")) == len(names) - 1  # no partial file left by the failed one
     for name in names[:-1]:
@@ -59,14 +62,17 @@ def test_cached_clips_give_the_processor_the_same_inputs(clips, processor, tmp_p
         for training in (False, True):
             kwargs = {"training": training, "return_tensors": "pt"}
             if training:
-                reference = processor(videos=[clips[name]], generator=torch.Generator().manual_seed(5), **kwargs)
-                copy = processor(videos=[paths[name]], generator=torch.Generator().manual_seed(5), **kwargs)
-            else:
-                reference, copy = processor(videos=[clips[name]], **kwargs), processor(videos=[paths[name]], **kwargs)
+                kwargs["generator"] = torch.Generator().manual_seed(5)
+            reference = processor(videos=[clips[name]], **kwargs)
+            if training:
+                kwargs["generator"] = torch.Generator().manual_seed(5)
+            copy = processor(videos=[paths[name]], mfcc=[mfcc[name]], **kwargs)  # as the training transform calls it
             assert torch.equal(reference["pixel_values_videos"], copy["pixel_values_videos"]), (name, training)
             assert torch.equal(reference["input_features"], copy["input_features"]), name  # same audio samples
             assert torch.equal(reference["audio_mask"], copy["audio_mask"]), name
     assert not processor(videos=[paths["silent"]], return_tensors="pt")["audio_mask"].item()
+    with pytest.raises(ValueError, match=r"landscape.mp4: precomputed MFCC must be \(frames > 0, 32\), got \(5, 3\)"):
+        processor(videos=[clips["landscape"]], mfcc=[np.zeros((5, 3))], return_tensors="pt")
     with pytest.raises(ValueError, match="corrupt.mp4"):
         processor(videos=[paths["corrupt"]], return_tensors="pt")
 
@@ -74,6 +80,8 @@ def test_cached_clips_give_the_processor_the_same_inputs(clips, processor, tmp_p
     stamps = {path: os.stat(path).st_mtime_ns for path in cached["video"] if path != clips["corrupt"]}
     again = cache_split_media(split.map(lambda row: row), processor, str(tmp_path / "cache"), num_proc=2)
     assert again["video"] == cached["video"]
+    assert all(np.array_equal(first, second) for first, second in zip(again.with_format("numpy")["mfcc"],
+                                                                       cached.with_format("numpy")["mfcc"]))
     assert {path: os.stat(path).st_mtime_ns for path in stamps} == stamps
 
 

@@ -27,6 +27,7 @@ import os
 from fractions import Fraction
 from typing import Optional
 
+import datasets
 import numpy as np
 
 CACHE_FORMAT = 2  # bump when the encoding changes: old cached files are then not reused
@@ -92,11 +93,43 @@ def _encode(source: str, partial: str, shortest_edge: int, keyframe_interval: in
 
 
 class _CacheClips:
-    """`datasets.map` function (picklable for `num_proc`): the `video` path of each row -> its cached copy."""
+    """`datasets.map` function (picklable for `num_proc`): the `video` path of each row -> its cached copy, and
+    the soundtrack's MFCC -> the `mfcc` column (empty where the processor is to decode the soundtrack itself: no
+    usable soundtrack, or a clip that stays uncached). Holds settings only (a stable `datasets` fingerprint); the
+    feature extractor is built from its saved settings in each process."""
 
-    def __init__(self, cache_dir: str, shortest_edge: int, keyframe_interval: int, crf: int):
+    def __init__(self, cache_dir: str, shortest_edge: int, keyframe_interval: int, crf: int,
+                 feature_extractor_settings: dict):
         self.cache_dir, self.shortest_edge = cache_dir, shortest_edge
         self.keyframe_interval, self.crf = keyframe_interval, crf
+        self.feature_extractor_settings = feature_extractor_settings
+        self._processor = None
+
+    def __getstate__(self):
+        return dict(self.__dict__, _processor=None)
+
+    def mfcc(self, video: str, audio) -> np.ndarray:
+        from datasets_emotions.transforms import _media
+
+        from ..feature_extraction_avcpnet import AVCPNetFeatureExtractor
+        from ..processing_avcpnet import AVCPNetProcessor
+
+        if self._processor is None:
+            self._processor = AVCPNetProcessor(
+                feature_extractor=AVCPNetFeatureExtractor.from_dict(self.feature_extractor_settings))
+        import torch
+
+        # One thread, as in a DataLoader worker, and no OpenMP pool in a process that `datasets` forked from one
+        # that had one (a child entering OpenMP then deadlocks).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            mfcc = self._processor.soundtrack_mfcc(video, _media(audio))
+        except ValueError:  # a soundtrack that cannot be decoded: left to the processor, which reports it
+            mfcc = None
+        finally:
+            torch.set_num_threads(threads)
+        return mfcc if mfcc is not None else np.zeros((0, self.feature_extractor_settings["num_mfcc"]), np.float32)
 
     def cached(self, source):
         if not isinstance(source, str) or not os.path.isfile(source):
@@ -114,7 +147,12 @@ class _CacheClips:
         return target
 
     def __call__(self, batch: dict) -> dict:
-        return {"video": [self.cached(source) for source in batch["video"]]}
+        videos = [self.cached(source) for source in batch["video"]]
+        audio = batch.get("audio") or [None] * len(videos)
+        not_cached = np.zeros((0, self.feature_extractor_settings["num_mfcc"]), np.float32)
+        mfcc = [self.mfcc(video, entry) if video != source else not_cached
+                for video, source, entry in zip(videos, batch["video"], audio)]
+        return {"video": videos, "mfcc": mfcc}
 
 
 def _is_ffmpeg_error(error: BaseException) -> bool:
@@ -130,11 +168,15 @@ def cache_split_media(split, processor, cache_dir: str, num_proc: Optional[int] 
     video_processor = processor.video_processor
     shortest_edge = video_processor.size["shortest_edge"]
     os.makedirs(cache_dir, exist_ok=True)
-    clips = _CacheClips(os.path.abspath(cache_dir), shortest_edge, video_processor.frames_per_segment, crf)
+    feature_extractor = processor.feature_extractor
+    clips = _CacheClips(os.path.abspath(cache_dir), shortest_edge, video_processor.frames_per_segment, crf,
+                        feature_extractor.to_dict())
     num_proc = num_proc or os.cpu_count() or 1
     num_proc = max(1, min(num_proc, len(split)))
+    features = split.features.copy()
+    features["mfcc"] = datasets.Array2D(shape=(None, feature_extractor.num_mfcc), dtype="float32")
     return split.map(clips, batched=True, batch_size=8, num_proc=num_proc if num_proc > 1 else None,
-                     desc=f"re-encoding clips at {shortest_edge} px into {cache_dir}")
+                     features=features, desc=f"re-encoding clips at {shortest_edge} px into {cache_dir}")
 
 
 __all__ = ["cache_split_media", "cached_clip_name", "write_cached_clip"]
