@@ -60,16 +60,17 @@ Design decisions where the paper is silent (documented here and in the docstring
   7x7 stride-2 stem while the public code uses a (7, 1) stride-(2, 1) stem that keeps the MFCC axis at full
   resolution, (2) `ResNetModel` has no gradient checkpointing, whereas our blocks are `GradientCheckpointingLayer`s,
   and (3) a nested `PreTrainedModel` would initialise itself on its own during construction.
-- Clips without audio (`audio_mask[i] == False`) never enter the audio encoder (so their MFCCs, usually zeros,
-  cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
-  their `visual_logits` and (with `fusion_output="hidden"`) their `fused_embeds` are their `visual_embeds`; their
-  SF input v' is their pre-CAF `visual_embeds` (with no audio there is nothing to attend to). With
-  `fusion_output="logits"` and `unimodal_head="sf_terms"` their visual logits are the SF output without the audio
-  part: fc_y(v) for `sum`, the visual weight part plus the whole output bias for `concat` / `ew_sum` (with
-  `"hidden"`, as before, the visual term with half of W_c's bias). Their `audio_embeds` are zeros and their
-  `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
-  (see `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and
-  they are left out of its loss.
+- Clips without audio (`audio_mask[i] == False`) do not count in the audio encoder (their MFCCs are replaced by zeros,
+  and in training every batch norm of the audio branch takes its statistics over the clips with audio only,
+  `masked_batch_norm`: the numbers of encoding those clips alone, without a host sync) and are classified from vision
+  alone: their `logits` are their `visual_logits` and (with `fusion_output="hidden"`) their `fused_embeds` are their
+  `visual_embeds`; their SF input v' is their pre-CAF `visual_embeds` (with no audio there is nothing to attend to).
+  With `fusion_output="logits"` and `unimodal_head="sf_terms"` their visual logits are the SF output without the audio
+  part: fc_y(v) for `sum`, the visual weight part plus the whole output bias for `concat` / `ew_sum` (with `"hidden"`,
+  as before, the visual term with half of W_c's bias). Their `audio_embeds` are zeros and their `audio_logits` (the
+  audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms (see
+  `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and they are
+  left out of its loss.
 - The CAF layer (`config.caf_sequence`): `"segments"` (default, the public code): the cross-attention runs over the
   segment features of each modality (the paper writes the visual representation as the series of segment features
   f_v^1..f_v^s), with one attention module for both directions (the public `attention_module`, called both ways);
