@@ -60,16 +60,17 @@ Design decisions where the paper is silent (documented here and in the docstring
   7x7 stride-2 stem while the public code uses a (7, 1) stride-(2, 1) stem that keeps the MFCC axis at full
   resolution, (2) `ResNetModel` has no gradient checkpointing, whereas our blocks are `GradientCheckpointingLayer`s,
   and (3) a nested `PreTrainedModel` would initialise itself on its own during construction.
-- Clips without audio (`audio_mask[i] == False`) never enter the audio encoder (so their MFCCs, usually zeros,
-  cannot touch the batch-norm statistics of the others) and are classified from vision alone: their `logits` are
-  their `visual_logits` and (with `fusion_output="hidden"`) their `fused_embeds` are their `visual_embeds`; their
-  SF input v' is their pre-CAF `visual_embeds` (with no audio there is nothing to attend to). With
-  `fusion_output="logits"` and `unimodal_head="sf_terms"` their visual logits are the SF output without the audio
-  part: fc_y(v) for `sum`, the visual weight part plus the whole output bias for `concat` / `ew_sum` (with
-  `"hidden"`, as before, the visual term with half of W_c's bias). Their `audio_embeds` are zeros and their
-  `audio_logits` (the audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms
-  (see `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and
-  they are left out of its loss.
+- Clips without audio (`audio_mask[i] == False`) do not count in the audio encoder (their MFCCs are replaced by zeros,
+  and in training every batch norm of the audio branch takes its statistics over the clips with audio only,
+  `masked_batch_norm`: the numbers of encoding those clips alone, without a host sync) and are classified from vision
+  alone: their `logits` are their `visual_logits` and (with `fusion_output="hidden"`) their `fused_embeds` are their
+  `visual_embeds`; their SF input v' is their pre-CAF `visual_embeds` (with no audio there is nothing to attend to).
+  With `fusion_output="logits"` and `unimodal_head="sf_terms"` their visual logits are the SF output without the audio
+  part: fc_y(v) for `sum`, the visual weight part plus the whole output bias for `concat` / `ew_sum` (with `"hidden"`,
+  as before, the visual term with half of W_c's bias). Their `audio_embeds` are zeros and their `audio_logits` (the
+  audio head's bias) carry no information; the loss leaves them out of the fusion and audio terms (see
+  `loss_avcpnet.py`). An audio-only config cannot classify such clips: their `logits` are that bias too, and they are
+  left out of its loss.
 - The CAF layer (`config.caf_sequence`): `"segments"` (default, the public code): the cross-attention runs over the
   segment features of each modality (the paper writes the visual representation as the series of segment features
   f_v^1..f_v^s), with one attention module for both directions (the public `attention_module`, called both ways);
@@ -101,7 +102,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.models.resnet.modeling_resnet import ResNetBasicLayer
+from transformers.models.resnet.modeling_resnet import ResNetBasicLayer, ResNetShortCut
 from transformers.utils import ModelOutput
 
 from .configuration_avcpnet import AVCPNetConfig
@@ -206,6 +207,60 @@ class AVCPNetVideoClassifierOutput(ModelOutput):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def masked_batch_norm(norm: nn.modules.batchnorm._BatchNorm, hidden_state: torch.Tensor,
+                      sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+    r"""`norm(hidden_state)` with the batch statistics taken over the samples where `sample_mask` is True only.
+
+    `sample_mask` (`(N,)` bool, one flag per row of `hidden_state`, `(N, C, ...)`): None, or a `norm` that uses its
+    running statistics (eval mode), is the plain `norm(hidden_state)`. Otherwise (training) the mean and the biased
+    variance that normalise, and the unbiased variance that enters `running_var`, are those of the kept rows (what
+    `norm(hidden_state[sample_mask])` computes), by masked sums: no host sync and no data-dependent shape, so one
+    graph under `torch.compile`. The running statistics take `norm`'s momentum step (`momentum=None`: the cumulative
+    average) and `num_batches_tracked` counts the batch only when a row is kept; with none kept they stay unchanged.
+    The rows left out come out as zeros (so they stay finite and pass no gradient into the statistics). One
+    difference from `norm`: a single kept value per channel gives running_var the biased variance 0 instead of
+    raising (telling would need a host sync).
+    """
+    if sample_mask is None or not (norm.training or norm.running_mean is None):
+        return norm(hidden_state)
+    keep = sample_mask.view(-1, *([1] * (hidden_state.ndim - 1)))
+    reduce = [0, *range(2, hidden_state.ndim)]
+    channels = [1, -1, *([1] * (hidden_state.ndim - 2))]
+    # Statistics in float32 at least (as torch's batch norm keeps them for half-precision inputs).
+    values = hidden_state.to(torch.promote_types(hidden_state.dtype, torch.float32))
+    count = sample_mask.sum() * math.prod(hidden_state.shape[2:])
+    denominator = count.clamp(min=1).to(values.dtype)
+    mean = torch.where(keep, values, 0).sum(reduce, keepdim=True) / denominator
+    centered = values - mean
+    variance = torch.where(keep, centered, 0).square().sum(reduce, keepdim=True) / denominator
+    normalized = centered * torch.rsqrt(variance + norm.eps)
+    if norm.weight is not None:
+        normalized = normalized * norm.weight.view(channels) + norm.bias.view(channels)
+    normalized = torch.where(keep, normalized, 0).to(hidden_state.dtype)
+
+    if norm.training and norm.running_mean is not None:
+        with torch.no_grad():
+            any_kept = count > 0
+            norm.num_batches_tracked.add_(any_kept.to(norm.num_batches_tracked.dtype))
+            if norm.momentum is None:  # cumulative moving average, as nn.BatchNorm: 1 / num_batches_tracked
+                factor = 1.0 / norm.num_batches_tracked.clamp(min=1).to(values.dtype)
+            else:
+                factor = norm.momentum
+            unbiased = variance * (denominator / (denominator - 1).clamp(min=1))
+            for running, batch in ((norm.running_mean, mean), (norm.running_var, unbiased)):
+                updated = factor * batch.flatten() + (1 - factor) * running
+                running.copy_(torch.where(any_kept, updated.to(running.dtype), running))
+    return normalized
+
+
+def _convolve_normalize(layer: nn.Module, hidden_state: torch.Tensor, sample_mask: torch.Tensor | None,
+                        activation: bool = True) -> torch.Tensor:
+    """A `convolution` + `normalization` (+ `activation`) module (transformers' `ResNetConvLayer`,
+    `ResNetShortCut`, our stem) run with `masked_batch_norm`."""
+    hidden_state = masked_batch_norm(layer.normalization, layer.convolution(hidden_state), sample_mask)
+    return layer.activation(hidden_state) if activation else hidden_state
+
+
 class AVCPNetAudioStemConvolution(nn.Module):
     """The (7, 1) stride-(2, 1) convolution + BatchNorm + ReLU of the public code's audio stem (time x MFCC)."""
 
@@ -217,8 +272,8 @@ class AVCPNetAudioStemConvolution(nn.Module):
         self.normalization = nn.BatchNorm2d(config.audio_embedding_size)
         self.activation = nn.ReLU()
 
-    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.normalization(self.convolution(hidden_state)))
+    def forward(self, hidden_state: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _convolve_normalize(self, hidden_state, sample_mask)
 
 
 class AVCPNetAudioStem(nn.Module):
@@ -229,14 +284,26 @@ class AVCPNetAudioStem(nn.Module):
         self.embedder = AVCPNetAudioStemConvolution(config)
         self.pooler = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_features: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
         # MFCC arrive in float32; a bfloat16 model takes them in its own dtype here, at its input.
         input_features = input_features.to(self.embedder.convolution.weight.dtype)
-        return self.pooler(self.embedder(input_features))
+        return self.pooler(self.embedder(input_features, sample_mask))
 
 
 class AVCPNetAudioResNetBlock(ResNetBasicLayer, GradientCheckpointingLayer):
-    """transformers' ResNet basic block (two 3x3 convolutions and a shortcut), checkpointable."""
+    """transformers' ResNet basic block (two 3x3 convolutions and a shortcut), checkpointable. With `sample_mask`
+    (training with clips without audio) its batch norms run as `masked_batch_norm` (the same modules, called
+    through their parts); without, it is transformers' forward."""
+
+    def forward(self, hidden_state: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if sample_mask is None:
+            return ResNetBasicLayer.forward(self, hidden_state)
+        residual = hidden_state
+        first, second = self.layer
+        hidden_state = _convolve_normalize(second, _convolve_normalize(first, hidden_state, sample_mask), sample_mask)
+        if isinstance(self.shortcut, ResNetShortCut):
+            residual = _convolve_normalize(self.shortcut, residual, sample_mask, activation=False)
+        return self.activation(hidden_state + residual)
 
 
 class AVCPNetAudioResNetStage(nn.Module):
@@ -249,8 +316,10 @@ class AVCPNetAudioResNetStage(nn.Module):
             *[AVCPNetAudioResNetBlock(out_channels, out_channels) for _ in range(depth - 1)],
         )
 
-    def forward(self, hidden_state: torch.Tensor) -> torch.Tensor:
-        return self.layers(hidden_state)
+    def forward(self, hidden_state: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self.layers:
+            hidden_state = layer(hidden_state, sample_mask)
+        return hidden_state
 
 
 class AVCPNetAudioResNetEncoder(nn.Module):
@@ -264,10 +333,11 @@ class AVCPNetAudioResNetEncoder(nn.Module):
             for i, depth in enumerate(config.audio_depths)
         )
 
-    def forward(self, hidden_state: torch.Tensor, output_hidden_states: bool = False):
+    def forward(self, hidden_state: torch.Tensor, output_hidden_states: bool = False,
+                sample_mask: torch.Tensor | None = None):
         hidden_states = (hidden_state,) if output_hidden_states else None
         for stage in self.stages:
-            hidden_state = stage(hidden_state)
+            hidden_state = stage(hidden_state, sample_mask)
             if output_hidden_states:
                 hidden_states += (hidden_state,)
         return hidden_state, hidden_states
@@ -280,6 +350,8 @@ class AVCPNetAudioResNet(nn.Module):
 
     Input `(N, 1, time, num_mfcc)`; output the spatially averaged features `(N, audio_hidden_sizes[-1])` (the public
     code's final (8, 2) average pool for 256 x 32 segments) and, when asked, the stem and stage outputs.
+    `sample_mask` (`(N,)` bool, optional): the segments whose batch-norm statistics count in training (see
+    `masked_batch_norm`).
     """
 
     def __init__(self, config: AVCPNetConfig):
@@ -288,8 +360,10 @@ class AVCPNetAudioResNet(nn.Module):
         self.encoder = AVCPNetAudioResNetEncoder(config)
         self.pooler = nn.AdaptiveAvgPool2d(1)
 
-    def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False):
-        hidden_state, hidden_states = self.encoder(self.embedder(input_features), output_hidden_states)
+    def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False,
+                sample_mask: torch.Tensor | None = None):
+        hidden_state, hidden_states = self.encoder(self.embedder(input_features, sample_mask), output_hidden_states,
+                                                   sample_mask)
         return self.pooler(hidden_state).flatten(1), hidden_states
 
 
@@ -306,7 +380,8 @@ class AVCPNetAudioTemporalAttention(nn.Module):
     (`mixer`), a ReLU makes them non-negative weights; each segment is multiplied by its weight.
 
     Input `(N, audio_segments, hidden_size)`; output the weighted segments `(N, audio_segments, hidden_size)` (their
-    mean over the segments is the temporally pooled F_a^2) and the weights `(N, audio_segments)`.
+    mean over the segments is the temporally pooled F_a^2) and the weights `(N, audio_segments)`. `sample_mask`
+    (`(N,)` bool, optional): the clips whose scores count in the batch-norm statistics (`masked_batch_norm`).
     """
 
     def __init__(self, config: AVCPNetConfig):
@@ -318,10 +393,11 @@ class AVCPNetAudioTemporalAttention(nn.Module):
         self.mixer = AVCPNetSegmentMixer(config.audio_segments, config.audio_segments)
         self.activation = nn.ReLU()
 
-    def forward(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, segments: torch.Tensor,
+                sample_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         scores = self.score(segments.transpose(1, 2))  # (N, 1, segments)
         if self.score_norm is not None:
-            scores = self.score_activation(self.score_norm(scores))
+            scores = self.score_activation(masked_batch_norm(self.score_norm, scores, sample_mask))
         weights = self.activation(self.mixer(scores.squeeze(1)))
         return segments * weights.unsqueeze(-1), weights
 
@@ -335,6 +411,11 @@ class AVCPNetAudioEncoder(nn.Module):
     Input `input_features (N, audio_segments, time, num_mfcc)`; output the attention-weighted segment features
     `(N, audio_segments, hidden_size)` (their mean over the segments is F_a^2 of the paper, the temporal pooling) and,
     when asked, the ResNet hidden states as computed, each `(N * audio_segments, channels, time_i, mfcc_i)`.
+
+    `has_audio` (`(N,)` bool, optional): the clips whose audio counts. Their batch-norm statistics in training are
+    those of these clips alone (every batch norm of the branch runs as `masked_batch_norm`: the ResNet's, the
+    projection's and the scores'); the others are encoded from zero features (so that no value of theirs, NaN
+    included, reaches a gradient) and their outputs are not zeroed here (the caller does).
     """
 
     def __init__(self, config: AVCPNetConfig):
@@ -346,15 +427,20 @@ class AVCPNetAudioEncoder(nn.Module):
         self.projection_activation = nn.Tanh() if bn_tanh else None
         self.temporal_attention = AVCPNetAudioTemporalAttention(config)
 
-    def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False):
+    def forward(self, input_features: torch.Tensor, output_hidden_states: bool = False,
+                has_audio: torch.Tensor | None = None):
         batch_size, segments, time, num_mfcc = input_features.shape
+        segment_mask = None
+        if has_audio is not None:
+            input_features = torch.where(has_audio.view(-1, 1, 1, 1), input_features, 0)
+            segment_mask = has_audio.unsqueeze(1).expand(batch_size, segments).reshape(-1)
         pooled, hidden_states = self.resnet(
-            input_features.reshape(batch_size * segments, 1, time, num_mfcc), output_hidden_states
+            input_features.reshape(batch_size * segments, 1, time, num_mfcc), output_hidden_states, segment_mask
         )
         projected = self.projection(pooled)
         if self.projection_norm is not None:
-            projected = self.projection_activation(self.projection_norm(projected))
-        weighted_segments, _ = self.temporal_attention(projected.view(batch_size, segments, -1))
+            projected = self.projection_activation(masked_batch_norm(self.projection_norm, projected, segment_mask))
+        weighted_segments, _ = self.temporal_attention(projected.view(batch_size, segments, -1), has_audio)
         return weighted_segments, hidden_states
 
 
@@ -860,16 +946,22 @@ class AVCPNetModel(AVCPNetPreTrainedModel):
         `(batch, audio_segments, hidden_size)` and the hidden states of the clips with audio (None when no clip of
         the batch has audio).
 
-        No host sync (so no graph break under `torch.compile`) when the answer cannot depend on which clips have
-        audio: `audio_mask=None` (every clip has audio), or in eval mode without hidden states (batch norm then uses
-        its running statistics, so encoding the silent clips too and zeroing them gives the same numbers). In training
-        mode, the silent clips must stay out of the batch-norm statistics: the encoder runs on the clips with audio
-        only, which needs their count on the host (the training collator drops an all-True `audio_mask` for that
-        reason)."""
+        No host sync (so no graph break under `torch.compile`) unless hidden states are asked for with an
+        `audio_mask`: with `audio_mask=None` every clip has audio; otherwise the encoder runs on the whole batch
+        and the silent clips are zeroed afterwards. Their features are replaced by zeros at the input and, in
+        training, every batch norm of the audio branch takes its statistics over the clips with audio only
+        (`masked_batch_norm`), so the outputs, the gradients and the running statistics are those of encoding the
+        clips with audio alone (float rounding aside); a batch without audio leaves the running statistics and
+        `num_batches_tracked` as they were (its audio parameters get zero gradients rather than None). In eval mode
+        batch norm uses its running statistics anyway.
+
+        With `output_hidden_states=True` and an `audio_mask`, the hidden states are those of the clips with audio
+        only (their number is data-dependent): that case encodes `input_features[has_audio]` as before, with host
+        syncs (a graph break under `torch.compile`)."""
         if every_clip_has_audio:
             return self.audio_encoder(input_features, output_hidden_states)
-        if not self.training and not output_hidden_states:
-            segments, _ = self.audio_encoder(input_features, False)
+        if not output_hidden_states:
+            segments, _ = self.audio_encoder(input_features, False, has_audio)
             return torch.where(has_audio.view(-1, 1, 1), segments, torch.zeros_like(segments)), None
         if bool(has_audio.all()):
             return self.audio_encoder(input_features, output_hidden_states)

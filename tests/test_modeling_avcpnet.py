@@ -19,6 +19,7 @@ from modeling_avcpnet import AVCPNetConfig, AVCPNetForVideoClassification, AVCPN
 from modeling_avcpnet.configuration_avcpnet import LEGACY_STRUCTURE
 from modeling_avcpnet.convert.resnet_weights import main as convert_resnet_main
 from modeling_avcpnet.loss_avcpnet import compute_multitask_loss
+from modeling_avcpnet.modeling_avcpnet import masked_batch_norm
 
 from fresh_process import run_without_package
 
@@ -848,3 +849,103 @@ def test_the_sync_free_audio_paths_give_the_numbers_of_the_per_clip_path(model, 
         sync_free, _ = model.avcpnet._encode_audio(inputs["input_features"], torch.tensor([True, False, True]), False)
     torch.testing.assert_close(sync_free, encoded)  # hidden states asked for: the per-clip path
     assert not sync_free[1].any()
+
+
+def _encode_audio_per_clip(self, input_features, has_audio, output_hidden_states, every_clip_has_audio=False):
+    """The reference: `AVCPNetModel._encode_audio` as it was, encoding the clips with audio alone (host syncs)."""
+    if every_clip_has_audio or bool(has_audio.all()):
+        return self.audio_encoder(input_features, output_hidden_states)
+    batch_size = input_features.shape[0]
+    if not bool(has_audio.any()):
+        return input_features.new_zeros(batch_size, self.config.audio_segments, self.config.hidden_size), None
+    present, hidden_states = self.audio_encoder(input_features[has_audio], output_hidden_states)
+    return present.new_zeros(batch_size, *present.shape[1:]).index_put((has_audio,), present), hidden_states
+
+
+def _batch_norm_state(model):
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()
+            if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")}
+
+
+@pytest.mark.parametrize("audio_mask", [[False, True, True, False, True], [False, False, False]])
+def test_the_sync_free_training_path_gives_the_numbers_of_the_per_clip_path(config, audio_mask):
+    """Training with a partial audio_mask encodes the whole batch, every batch norm of the audio branch taking its
+    statistics over the clips with audio (`masked_batch_norm`): outputs, loss, gradients and running statistics are
+    those of encoding the clips with audio alone. A batch without audio leaves the running statistics as they were."""
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config).train()
+    reference = copy.deepcopy(model)
+    reference.avcpnet._encode_audio = _encode_audio_per_clip.__get__(reference.avcpnet)
+    before = _batch_norm_state(model)
+    mask = torch.tensor(audio_mask)
+    inputs = make_inputs(config, batch_size=len(audio_mask), seed=4)
+    inputs["input_features"][~mask] = float("nan")  # never read: the silent clips are encoded from zeros
+    labels = torch.arange(len(audio_mask)) % config.num_labels
+    outputs = []
+    for each in (model, reference):
+        torch.manual_seed(0)  # the same visual-dropout mask
+        outputs.append(each(**inputs, audio_mask=mask, labels=labels))
+        outputs[-1].loss.backward()
+    new, old = outputs
+    for field in ("loss", *BRANCH_FIELDS):
+        torch.testing.assert_close(new[field], old[field], atol=1e-6, rtol=1e-5, msg=field)
+    for (name, parameter), (_, expected) in zip(model.named_parameters(), reference.named_parameters()):
+        # A batch without audio: the per-clip path leaves the audio encoder off the graph (grad None), here zeros.
+        expected = expected.grad if expected.grad is not None else torch.zeros_like(parameter)
+        torch.testing.assert_close(parameter.grad, expected, atol=1e-5, rtol=1e-4, msg=name)
+    state, expected_state = _batch_norm_state(model), _batch_norm_state(reference)
+    assert state.keys() == expected_state.keys() and len(state) > 0
+    for name, tensor in state.items():
+        torch.testing.assert_close(tensor, expected_state[name], atol=1e-6, rtol=1e-5, msg=name)
+        if not any(audio_mask):
+            assert torch.equal(tensor, before[name]), name
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6, 1, 4), (6, 3, 4, 2)])
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_masked_batch_norm_is_batch_norm_of_the_kept_rows(shape, momentum):
+    norm = torch.nn.BatchNorm1d(shape[1], momentum=momentum) if len(shape) < 4 else torch.nn.BatchNorm2d(
+        shape[1], momentum=momentum)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5), norm.bias.uniform_(-1, 1)
+    reference = copy.deepcopy(norm)
+    keep = torch.tensor([True, False, True, True, False, True])
+    values = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 3 + 2
+    for step in range(2):  # two steps: the running average with momentum=None uses num_batches_tracked
+        masked = masked_batch_norm(norm, values + step, keep)
+        torch.testing.assert_close(masked[keep], reference(values[keep] + step))
+        assert not masked[~keep].any()
+    for name, tensor in reference.state_dict().items():
+        torch.testing.assert_close(norm.state_dict()[name], tensor, msg=name)
+    learnt = copy.deepcopy(norm.state_dict())
+    masked_batch_norm(norm, values, torch.zeros(6, dtype=torch.bool))  # no row kept: nothing learnt
+    for name, tensor in learnt.items():
+        assert torch.equal(norm.state_dict()[name], tensor), name
+    norm.eval(), reference.eval()
+    torch.testing.assert_close(masked_batch_norm(norm, values, keep), reference(values))  # eval: running statistics
+
+
+@pytest.mark.parametrize("structure", [{}, LEGACY_STRUCTURE], ids=["default", "legacy"])
+def test_the_forward_compiles_into_one_graph(structure):
+    """No host sync, no data-dependent shape: `fullgraph=True` raises on any graph break. Training with a partial
+    audio_mask (loss and backward included), training without a mask, eval with a mask; another mask pattern
+    reuses the graph (no recompilation)."""
+    config = AVCPNetConfig.tiny(**structure)
+    torch.manual_seed(0)
+    model = AVCPNetForVideoClassification(config).train()
+    inputs, labels = make_inputs(config, batch_size=3, seed=4), torch.tensor([0, 4, 2])
+    partial = torch.tensor([True, False, True])
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(model, backend="eager", fullgraph=True)
+        compiled(**inputs, audio_mask=partial, labels=labels).loss.backward()
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            for other in ([False, True, False], [False, False, False]):
+                compiled(**inputs, audio_mask=torch.tensor(other), labels=labels).loss.backward()
+        compiled(**inputs, labels=labels).loss.backward()
+        model.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(**inputs, audio_mask=partial, labels=labels).logits,
+                                       model(**inputs, audio_mask=partial).logits)
+    finally:
+        torch._dynamo.reset()

@@ -35,8 +35,8 @@ def collate_skipping_bad_clips(rows: list[dict]) -> dict:
     else:
         batch["labels"] = torch.zeros(0, dtype=torch.long)
     if "audio_mask" in batch and bool(batch["audio_mask"].all()):
-        # None means "every clip has audio" to the model and the loss; decided here on the host, so that a training
-        # forward needs no device-to-host sync to learn it (see AVCPNetModel._encode_audio).
+        # None means "every clip has audio" to the model and the loss; decided here on the host, so that the audio
+        # branch runs plain batch norm rather than its masked statistics (see AVCPNetModel._encode_audio).
         del batch["audio_mask"]
     batch["skipped_clips"] = skipped
     return batch
