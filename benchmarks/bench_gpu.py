@@ -5,7 +5,8 @@ inference forwards; clips/s, achieved TFLOP/s (FLOPs counted by `torch.utils.flo
 share of the matmul peak measured in the same run, peak memory. End to end: the real `train_hf.py` data path
 (builder-style rows of generated mp4 files -> `AVCPNetTask.trainer_dataset` -> processor in DataLoader workers ->
 `EPCETrainer` step), once reading the source clips and once through the media cache
-(`modeling_avcpnet/training/media_cache.py`); each printed with its ratio to model-only training. Also the largest
+(`modeling_avcpnet/training/media_cache.py`); each printed with its ratio to model-only training. The input
+pipeline alone (`--parts data`): the same DataLoader without a model step, in clips/s and per worker. Also the largest
 difference between the processor's outputs on a source clip and on its cached copy, and peak training memory with
 and without gradient checkpointing.
 
@@ -136,9 +137,10 @@ def clips_per_second(step_ends: list[float], batch: int, warmup: int) -> float:
     return batch / float(np.median(steps)) if len(steps) else float("nan")
 
 
-def train_steps(config, train_dataset, device: str, dtype: str, batch: int, steps: int, workers: int,
-                compiled: bool = False, gradient_checkpointing: bool = False, warmup: int = 2,
-                regional: bool = False) -> dict:
+def make_trainer(config, train_dataset, output_dir: str, device: str, dtype: str, batch: int, max_steps: int,
+                 workers: int, compiled: bool = False, gradient_checkpointing: bool = False, callbacks=()):
+    """The `EPCETrainer` of `configs/emotions_gpu.yaml`'s settings (fused AdamW, pinned memory, persistent
+    workers, prefetch 4) for `config`, on `train_dataset`."""
     from transformers import TrainingArguments
 
     from modeling_avcpnet.training.tasks import get_task
@@ -147,22 +149,29 @@ def train_steps(config, train_dataset, device: str, dtype: str, batch: int, step
     task = get_task("avcpnet")
     torch.manual_seed(0)
     model = AVCPNetForVideoClassification(config)
+    args = TrainingArguments(
+        output_dir=output_dir, per_device_train_batch_size=batch, max_steps=max_steps, learning_rate=1e-4,
+        bf16=dtype == "bf16", use_cpu=device == "cpu", report_to="none", save_strategy="no",
+        logging_strategy="no", disable_tqdm=True, dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0, dataloader_pin_memory=device != "cpu",
+        dataloader_prefetch_factor=4 if workers > 0 else None, remove_unused_columns=False,
+        torch_compile=compiled, gradient_checkpointing=gradient_checkpointing, optim="adamw_torch_fused"
+        if device != "cpu" else "adamw_torch", tf32=True if device != "cpu" else None,
+    )
+    return EPCETrainer(model=model, args=args, train_dataset=train_dataset, task=task,
+                       data_collator=task.data_collator, callbacks=list(callbacks))
+
+
+def train_steps(config, train_dataset, device: str, dtype: str, batch: int, steps: int, workers: int,
+                compiled: bool = False, gradient_checkpointing: bool = False, warmup: int = 2,
+                regional: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as output_dir:
-        args = TrainingArguments(
-            output_dir=output_dir, per_device_train_batch_size=batch, max_steps=warmup + steps, learning_rate=1e-4,
-            bf16=dtype == "bf16", use_cpu=device == "cpu", report_to="none", save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=workers,
-            dataloader_persistent_workers=workers > 0, dataloader_pin_memory=device != "cpu",
-            dataloader_prefetch_factor=4 if workers > 0 else None, remove_unused_columns=False,
-            torch_compile=compiled, gradient_checkpointing=gradient_checkpointing, optim="adamw_torch_fused"
-            if device != "cpu" else "adamw_torch", tf32=True if device != "cpu" else None,
-        )
         timer = StepTimes()
         # Accelerate's regional compilation (each repeated block compiled once, the glue eager): what
         # `ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION=true train_hf.py --torch_compile true` does.
         os.environ["ACCELERATE_DYNAMO_USE_REGIONAL_COMPILATION"] = "true" if regional else "false"
-        trainer = EPCETrainer(model=model, args=args, train_dataset=train_dataset, task=task,
-                              data_collator=task.data_collator, callbacks=[timer])
+        trainer = make_trainer(config, train_dataset, output_dir, device, dtype, batch, warmup + steps, workers,
+                               compiled, gradient_checkpointing, callbacks=[timer])
         reset_peak_memory(device)
         started = time.perf_counter()
         trainer.train()
@@ -224,7 +233,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--parts", default="model,compile,e2e,memory",
                         help="comma-separated: model (eager fp32/bf16 train + infer), compile (compiled bf16 "
                              "inference), compile_train (compiled bf16 training), compile_train_regional (the same, "
-                             "Accelerate's regional compilation), e2e, memory")
+                             "Accelerate's regional compilation), data (the training DataLoader alone), e2e, "
+                             "memory")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -282,8 +292,11 @@ def main(argv=None) -> dict:
             results[f"memory_batch{batch}_checkpointing_{checkpointing}"] = measured
             say(f"bf16 training batch {batch}, gradient checkpointing {checkpointing}: peak memory "
                 f"{measured['peak_gib']:.1f} GiB")
+    splits = prepared_splits(args, config, results) if parts & {"e2e", "data"} else None
+    if "data" in parts:
+        input_pipeline(args, config, device, results, splits)
     if "e2e" in parts:
-        end_to_end(args, config, device, results, report, flops_train)
+        end_to_end(args, config, device, results, report, flops_train, splits)
     if "compile_train" in parts:
         report("model-only train bf16 compiled", train_steps(config, ready, device, "bf16", args.batch, args.steps,
                                                              0, compiled=True), flops_train, "bf16")
@@ -296,11 +309,13 @@ def main(argv=None) -> dict:
     return results
 
 
-def end_to_end(args, config, device, results, report, flops_train) -> None:
+def prepared_splits(args, config, results) -> tuple:
+    """The generated clips as a builder-style split, and the same split through the media cache (prepared once;
+    instant when already there), with the largest difference between the processor's outputs on a source clip and
+    on its cached copy. Returns `(processor, source split, cached split)`."""
     import datasets
 
     from modeling_avcpnet.training.media_cache import cache_split_media
-    from modeling_avcpnet.training.tasks import get_task
 
     started = time.perf_counter()
     clips = make_clips(args.clip_dir, args.clips, args.seconds)
@@ -317,13 +332,19 @@ def end_to_end(args, config, device, results, report, flops_train) -> None:
         f"{os.cpu_count()} cores; instant when already there)")
     reference = processor(videos=clips[:2], training=True, generator=torch.Generator().manual_seed(1),
                           return_tensors="pt")
-    copy = processor(videos=cached["video"][:2], training=True, generator=torch.Generator().manual_seed(1),
-                     return_tensors="pt")
+    copy = processor(videos=cached["video"][:2], mfcc=list(cached.with_format("numpy")["mfcc"][:2]), training=True,
+                     generator=torch.Generator().manual_seed(1), return_tensors="pt")
     difference = float((reference["pixel_values_videos"] - copy["pixel_values_videos"]).abs().max())
     results["media_cache_max_abs_diff"] = difference
     say(f"media cache vs source, same random draws: pixel max abs diff {difference:.4f} (lossless: 0), MFCC "
         f"equal: {torch.equal(reference['input_features'], copy['input_features'])}")
+    return processor, rows, cached
 
+
+def end_to_end(args, config, device, results, report, flops_train, splits) -> None:
+    from modeling_avcpnet.training.tasks import get_task
+
+    processor, rows, cached = splits
     task = get_task("avcpnet")
     model_only = results.get("model-only train bf16 eager", {}).get("clips_per_s")
     for name, split in (("source clips", rows), ("media cache", cached)):
@@ -333,6 +354,41 @@ def end_to_end(args, config, device, results, report, flops_train) -> None:
         if model_only:
             say(f"  end-to-end / model-only: {measured['clips_per_s'] / model_only:.2f}")
             results[f"end-to-end bf16, {name}"]["ratio_to_model_only"] = measured["clips_per_s"] / model_only
+
+
+def input_pipeline(args, config, device, results, splits) -> None:
+    """The training DataLoader alone (`EPCETrainer.get_train_dataloader`: the processor in `--workers` workers,
+    the collator, pinned memory, the copy to the device), no model step: what the input pipeline can deliver, and
+    per worker, to set against model-only training."""
+    from modeling_avcpnet.training.tasks import get_task
+
+    processor, rows, cached = splits
+    task = get_task("avcpnet")
+    warmup = max(1, args.workers)  # each worker's first batch includes its start
+    for name, split in (("source clips", rows), ("media cache", cached)):
+        dataset = task.trainer_dataset(split, processor, training=True, seed=0)
+        with tempfile.TemporaryDirectory() as output_dir:
+            trainer = make_trainer(config, dataset, output_dir, device, "bf16", args.batch, 1, args.workers)
+            times = []
+            for step, batch in zip(range(warmup + args.steps), _endless(trainer.get_train_dataloader())):
+                {key: value.to(device, non_blocking=True) for key, value in batch.items()
+                 if isinstance(value, torch.Tensor)}
+                synchronize(device)
+                times.append(time.perf_counter())
+        rate = args.steps * args.batch / (times[-1] - times[warmup - 1])
+        per_worker = rate / max(1, args.workers)
+        results[f"input pipeline, {name}"] = {"clips_per_s": rate, "clips_per_s_per_worker": per_worker,
+                                              "workers": args.workers}
+        say(f"input pipeline alone, {name}, {args.workers} workers: {rate:.1f} clips/s ({per_worker:.1f} per "
+            f"worker)")
+        model_only = results.get("model-only train bf16 eager", {}).get("clips_per_s")
+        if model_only:
+            say(f"  input pipeline / model-only training: {rate / model_only:.2f}")
+
+
+def _endless(loader):
+    while True:
+        yield from loader
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """`benchmarks/bench_gpu.py` runs on a CPU with the tiny config (CI has no GPU): model-only and end-to-end training
-through the real data path, with and without the media cache, and reports what the GPU runs are read for."""
+through the real data path and that data path alone, with and without the media cache, and reports what the GPU runs are read for."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_bench_gpu_runs_on_cpu_with_the_tiny_config(tmp_path, capsys):
     import bench_gpu
 
     results = bench_gpu.main(["--config", "tiny", "--device", "cpu", "--batch", "2", "--steps", "1", "--clips", "2",
-                              "--seconds", "1", "--workers", "0", "--parts", "model,e2e",
+                              "--seconds", "1", "--workers", "0", "--parts", "model,data,e2e",
                               "--clip_dir", str(tmp_path / "clips")])
     printed = capsys.readouterr().out
     assert results["gflops_per_clip"]["train_step"] > 2 * results["gflops_per_clip"]["forward"] > 0
@@ -27,5 +27,8 @@ def test_bench_gpu_runs_on_cpu_with_the_tiny_config(tmp_path, capsys):
             measured["share_of_peak"]), name
         assert name in printed
     assert results["end-to-end bf16, media cache"]["ratio_to_model_only"] > 0
-    assert results["media_cache_max_abs_diff"] <= 2 / 255 + 1e-6
+    assert results["media_cache_max_abs_diff"] == 0  # lossless RGB
+    for name in ("source clips", "media cache"):
+        assert results[f"input pipeline, {name}"]["clips_per_s"] > 0
+        assert f"input pipeline alone, {name}, 0 workers" in printed
     assert sorted(os.listdir(tmp_path / "clips" / "cache_32")) and "MFCC equal: True" in printed
