@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from multiprocessing import Pool
+from multiprocessing import get_context
 
 import _common  # noqa: F401 - this tree on sys.path
 
@@ -109,9 +109,11 @@ def write_one_clip(job) -> str:
 
     def frames():
         count = int(fps * seconds)
-        base = moving_square_frames(count, height, width, speed=width / count)
-        noise = np.random.default_rng(seed).integers(-12, 12, (1, height, width, 3))  # static texture (film grain)
-        return np.clip(base.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        frames = moving_square_frames(count, height, width, speed=width / count)
+        noise = np.random.default_rng(seed).integers(-12, 12, (height, width, 3), dtype=np.int16)  # film grain
+        for frame in frames:  # in place, a frame at a time: a 30-s portrait clip is 8 GB as int16 in one go
+            frame[:] = np.clip(frame.astype(np.int16) + noise, 0, 255)
+        return frames
 
     return _common.write_clip_once(path, frames, fps=fps, audio=tone(220 + 40 * seed, seconds, 44100, tempo_hz=2),
                                    sample_rate=44100)
@@ -124,7 +126,8 @@ def make_clips(folder: str, count: int, seconds: float) -> list[str]:
         height, width = (1280, 720) if index % 4 == 3 else (360, 640)
         jobs.append((os.path.join(folder, f"clip_{index:04d}_{width}x{height}_{seconds:g}s.mp4"), seconds, height,
                      width, index))
-    with Pool(min(len(jobs), os.cpu_count() or 1)) as pool:
+    # spawn: a process forked from one whose torch has started its thread pool can deadlock on a lock held then
+    with get_context("spawn").Pool(min(len(jobs), os.cpu_count() or 1)) as pool:
         return pool.map(write_one_clip, jobs)
 
 
@@ -235,6 +238,8 @@ def main(argv=None) -> dict:
                              "inference), compile_train (compiled bf16 training), compile_train_regional (the same, "
                              "Accelerate's regional compilation), data (the training DataLoader alone), e2e, "
                              "memory")
+    parser.add_argument("--memory_batches", help="comma-separated batch sizes of the memory part (default: 16 "
+                                                 "on the paper config); two or more also give the memory per clip")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -285,13 +290,21 @@ def main(argv=None) -> dict:
                 say(f"  compiled bf16 / {name}: {compiled['clips_per_s'] / reference['clips_per_s']:.2f}x, top-1 "
                     f"agreement {float((compiled['top1'] == reference['top1']).float().mean()):.3f}")
     if "memory" in parts:
+        batches = [int(size) for size in args.memory_batches.split(",")] if args.memory_batches else \
+            [16 if args.config == "paper" else args.batch]
         for checkpointing in (False, True):
-            batch = 16 if args.config == "paper" else args.batch
-            measured = train_steps(config, ready, device, "bf16", batch, 1, 0,
-                                   gradient_checkpointing=checkpointing, warmup=1)
-            results[f"memory_batch{batch}_checkpointing_{checkpointing}"] = measured
-            say(f"bf16 training batch {batch}, gradient checkpointing {checkpointing}: peak memory "
-                f"{measured['peak_gib']:.1f} GiB")
+            peaks = []
+            for batch in batches:
+                measured = train_steps(config, random_examples(config, batch), device, "bf16", batch, 1, 0,
+                                       gradient_checkpointing=checkpointing, warmup=1)
+                results[f"memory_batch{batch}_checkpointing_{checkpointing}"] = measured
+                peaks.append(measured["peak_gib"])
+                say(f"bf16 training batch {batch}, gradient checkpointing {checkpointing}: peak memory "
+                    f"{measured['peak_gib']:.2f} GiB")
+            if len(batches) > 1:  # what each further clip costs (the fixed part: weights, optimizer, runtime)
+                per_clip = (peaks[-1] - peaks[0]) / (batches[-1] - batches[0])
+                results[f"memory_per_clip_checkpointing_{checkpointing}"] = per_clip
+                say(f"  per clip: {per_clip:.3f} GiB; fixed: {peaks[0] - per_clip * batches[0]:.2f} GiB")
     splits = prepared_splits(args, config, results) if parts & {"e2e", "data"} else None
     if "data" in parts:
         input_pipeline(args, config, device, results, splits)
@@ -330,10 +343,13 @@ def prepared_splits(args, config, results) -> tuple:
     results["media_cache_prepare_clips_per_s"] = len(clips) / seconds
     say(f"media cache: {len(clips)} clips prepared in {seconds:.1f} s ({len(clips) / seconds:.1f} clips/s on "
         f"{os.cpu_count()} cores; instant when already there)")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker (the MFCC's float sums depend on the thread count)
     reference = processor(videos=clips[:2], training=True, generator=torch.Generator().manual_seed(1),
                           return_tensors="pt")
     copy = processor(videos=cached["video"][:2], mfcc=list(cached.with_format("numpy")["mfcc"][:2]), training=True,
                      generator=torch.Generator().manual_seed(1), return_tensors="pt")
+    torch.set_num_threads(threads)
     difference = float((reference["pixel_values_videos"] - copy["pixel_values_videos"]).abs().max())
     results["media_cache_max_abs_diff"] = difference
     say(f"media cache vs source, same random draws: pixel max abs diff {difference:.4f} (lossless: 0), MFCC "

@@ -115,6 +115,9 @@ class BatchTransform:
         good = [row for row in rows if row is not None]
         outputs = {}
         for key in (good[0] if good else {}):
+            if len(rows) == 1:  # one example (a training worker's): its tensor as it is, no copy
+                outputs[key] = rows[0][key].unsqueeze(0)
+                continue
             template = torch.zeros_like(good[0][key])
             outputs[key] = torch.stack([template if row is None else row[key] for row in rows])
         if self.skip_bad_files:

@@ -254,16 +254,17 @@ class AVCPNetVideoProcessor(BaseVideoProcessor):
                 video = self._augment(video, generator, **augment)
             elif do_center_crop:
                 video = tvF.center_crop(video, [crop_h, crop_w])
-            video = video.float()
+            video = video.float()  # a new tensor: the steps below work in place (a DataLoader worker's time)
             if do_rescale:
-                video = video * rescale_factor
+                video.mul_(rescale_factor)
             if do_normalize:
-                mean = torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1)
-                std = torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1)
-                video = (video - mean) / std
+                video.sub_(torch.tensor(image_mean, dtype=torch.float32).view(1, -1, 1, 1))
+                video.div_(torch.tensor(image_std, dtype=torch.float32).view(1, -1, 1, 1))
             clips.append(video.reshape(segments, length, *video.shape[1:]))
         if return_tensors is None:
             pixel_values = clips
+        elif len(clips) == 1:
+            pixel_values = clips[0].unsqueeze(0)  # no copy
         elif clips:
             pixel_values = torch.stack(clips)
         else:

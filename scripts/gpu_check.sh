@@ -26,5 +26,5 @@ timeout $(( $(left) / 2 )) "$PY" -m pytest -q -n 14 --dist loadfile --timeout 20
     --ignore tests/test_demo.py --ignore tests/test_feature_extraction_mfcc.py -rfE --tb=short > "$OUT/pytest.txt" 2>&1
 echo "pytest rc $? after $(( $(date +%s) - T0 )) s" >> "$OUT/pytest.txt"; tail -15 "$OUT/pytest.txt"
 timeout $(( $(left) - 10 )) "$PY" benchmarks/bench_gpu.py --config paper --batch 32 --workers 15 \
-    --parts model,compile,memory,e2e,compile_train_regional --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
+    --parts model,compile,memory,data,e2e,compile_train_regional --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
 echo "bench rc $? after $(( $(date +%s) - T0 )) s" >> "$OUT/bench.txt"; grep -v "Warning\|warn\|^W1" "$OUT/bench.txt" | tail -40

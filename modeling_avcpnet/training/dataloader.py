@@ -14,6 +14,7 @@ from typing import Callable
 
 import datasets
 import torch
+from torch.utils.data import default_collate
 
 from datasets_emotions.transforms import BatchTransform
 
@@ -31,7 +32,9 @@ def collate_skipping_bad_clips(rows: list[dict]) -> dict:
             if key == "decode_error":
                 continue
             values = [row[key] for row in good]
-            batch[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.as_tensor(values)
+            # default_collate stacks a worker's tensors straight into shared memory (no copy when sent to the
+            # main process: 19 MB of pixels per clip)
+            batch[key] = default_collate(values) if isinstance(values[0], torch.Tensor) else torch.as_tensor(values)
     else:
         batch["labels"] = torch.zeros(0, dtype=torch.long)
     if "audio_mask" in batch and bool(batch["audio_mask"].all()):
@@ -63,13 +66,15 @@ class SeededAugmentation(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitems__(self, keys: list[int]) -> list[dict]:
-        size = len(self.dataset)
-        example_keys = [(int(key) // size, int(key) % size) for key in keys]
-        batch = self.transform(self.dataset[[index for _, index in example_keys]], example_keys=example_keys)
-        return [{name: values[row] for name, values in batch.items()} for row in range(len(keys))]
+        return [self[key] for key in keys]
 
     def __getitem__(self, key: int) -> dict:
-        return self.__getitems__([key])[0]
+        size = len(self.dataset)
+        epoch, index = int(key) // size, int(key) % size
+        # One example at a time: its tensors are the processor's own (no batch to stack here and split again;
+        # the collator stacks the batch once)
+        example = self.transform(self.dataset[[index]], example_keys=[(epoch, index)])
+        return {name: values[0] for name, values in example.items()}
 
 
 class EpochKeySampler(torch.utils.data.Sampler):
