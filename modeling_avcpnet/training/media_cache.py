@@ -103,6 +103,7 @@ class _CacheClips:
         self.cache_dir, self.shortest_edge = cache_dir, shortest_edge
         self.keyframe_interval, self.crf = keyframe_interval, crf
         self.feature_extractor_settings = feature_extractor_settings
+        self.cache_format = CACHE_FORMAT  # in the state, so in `datasets`' fingerprint: a new format maps anew
         self._processor = None
 
     def __getstate__(self):
