@@ -66,12 +66,17 @@ def _final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
 # With persistent workers the resumed run builds the epoch-2 iterator afresh where the uninterrupted run reuses its
 # iterator; a base seed drawn from torch's global RNG there would shift the model's dropout masks (the default visual
 # dropout 0.5) from epoch 2 on: EPCETrainer gives the DataLoader a generator of its own. Both dropout settings run.
-@pytest.mark.parametrize("workers, dropout", [(0, None), (2, 0.0), (2, None)])
-def test_resume_after_the_first_checkpoint_gives_the_same_weights(workers, dropout, tmp_path, monkeypatch):
+# The media cache (the GPU input pipeline: re-encoded clips and the MFCC column) must keep resume exact too.
+@pytest.mark.parametrize("workers, dropout, media_cache", [(0, None, False), (2, 0.0, False), (2, None, False),
+                                                           (2, None, True)])
+def test_resume_after_the_first_checkpoint_gives_the_same_weights(workers, dropout, media_cache, tmp_path,
+                                                                  monkeypatch):
     cache = tmp_path / "cache"
     extra = ["--do_train", "--save_strategy", "steps", "--save_steps", "2", "--dataloader_num_workers", str(workers)]
     if workers:
         extra += ["--dataloader_persistent_workers", "true"]
+    if media_cache:
+        extra += ["--media_cache_dir", str(tmp_path / "media"), "--media_cache_num_proc", "2"]
     if dropout is not None:
         extra += ["--config_overrides", json.dumps({"visual_dropout_prob": dropout})]
     uninterrupted = tmp_path / "uninterrupted"
@@ -98,3 +103,5 @@ def test_resume_after_the_first_checkpoint_gives_the_same_weights(workers, dropo
     for name in expected:  # tolerance 0: the same examples, crops and dropout masks in the same order
         assert torch.equal(expected[name], got[name]), name
     assert os.path.getsize(interrupted / "model.safetensors") > 0
+    if media_cache:  # the runs read the re-encoded copies
+        assert sorted(path.suffix for path in (tmp_path / "media").iterdir()) == [".mp4"] * 12
