@@ -143,7 +143,7 @@ def clips_per_second(step_ends: list[float], batch: int, warmup: int) -> float:
 def make_trainer(config, train_dataset, output_dir: str, device: str, dtype: str, batch: int, max_steps: int,
                  workers: int, compiled: bool = False, gradient_checkpointing: bool = False, callbacks=()):
     """The `EPCETrainer` of `configs/emotions_gpu.yaml`'s settings (fused AdamW, pinned memory, persistent
-    workers, prefetch 4) for `config`, on `train_dataset`."""
+    workers, prefetch 2) for `config`, on `train_dataset`."""
     from transformers import TrainingArguments
 
     from modeling_avcpnet.training.tasks import get_task
@@ -157,7 +157,7 @@ def make_trainer(config, train_dataset, output_dir: str, device: str, dtype: str
         bf16=dtype == "bf16", use_cpu=device == "cpu", report_to="none", save_strategy="no",
         logging_strategy="no", disable_tqdm=True, dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0, dataloader_pin_memory=device != "cpu",
-        dataloader_prefetch_factor=4 if workers > 0 else None, remove_unused_columns=False,
+        dataloader_prefetch_factor=2 if workers > 0 else None, remove_unused_columns=False,
         torch_compile=compiled, gradient_checkpointing=gradient_checkpointing, optim="adamw_torch_fused"
         if device != "cpu" else "adamw_torch", tf32=True if device != "cpu" else None,
     )
