@@ -387,9 +387,10 @@ def input_pipeline(args, config, device, results, splits) -> None:
         with tempfile.TemporaryDirectory() as output_dir:
             trainer = make_trainer(config, dataset, output_dir, device, "bf16", args.batch, 1, args.workers)
             times = []
-            for step, batch in zip(range(warmup + args.steps), _endless(trainer.get_train_dataloader())):
-                {key: value.to(device, non_blocking=True) for key, value in batch.items()
-                 if isinstance(value, torch.Tensor)}
+            for _, batch in zip(range(warmup + args.steps), _endless(trainer.get_train_dataloader())):
+                for value in batch.values():  # the copy to the device, as the trainer's step does
+                    if isinstance(value, torch.Tensor):
+                        value.to(device, non_blocking=True)
                 synchronize(device)
                 times.append(time.perf_counter())
         rate = args.steps * args.batch / (times[-1] - times[warmup - 1])

@@ -56,9 +56,10 @@ class SeededAugmentation(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: datasets.Dataset, processor: Callable, seed: int, **processor_kwargs):
-        self.dataset = dataset.with_format(None)
         if "mfcc" in dataset.column_names:  # the media cache's MFCC: as arrays (python lists cost 10x more)
             self.dataset = dataset.with_format("numpy", columns=["mfcc"], output_all_columns=True)
+        else:
+            self.dataset = dataset.with_format(None)
         self.transform = BatchTransform(processor, training=True, skip_bad_files=True, seed=seed,
                                         **processor_kwargs)
 

@@ -109,7 +109,13 @@ class _CacheClips:
     def __getstate__(self):
         return dict(self.__dict__, _processor=None)
 
+    def no_mfcc(self) -> np.ndarray:
+        """The empty entry: the processor decodes this row's soundtrack itself."""
+        return np.zeros((0, self.feature_extractor_settings["num_mfcc"]), np.float32)
+
     def mfcc(self, video: str, audio) -> np.ndarray:
+        import torch
+
         from datasets_emotions.transforms import _media
 
         from ..feature_extraction_avcpnet import AVCPNetFeatureExtractor
@@ -118,8 +124,6 @@ class _CacheClips:
         if self._processor is None:
             self._processor = AVCPNetProcessor(
                 feature_extractor=AVCPNetFeatureExtractor.from_dict(self.feature_extractor_settings))
-        import torch
-
         # One thread, as in a DataLoader worker, and no OpenMP pool in a process that `datasets` forked from one
         # that had one (a child entering OpenMP then deadlocks).
         threads = torch.get_num_threads()
@@ -130,7 +134,7 @@ class _CacheClips:
             mfcc = None
         finally:
             torch.set_num_threads(threads)
-        return mfcc if mfcc is not None else np.zeros((0, self.feature_extractor_settings["num_mfcc"]), np.float32)
+        return mfcc if mfcc is not None else self.no_mfcc()
 
     def cached(self, source):
         if not isinstance(source, str) or not os.path.isfile(source):
@@ -150,8 +154,7 @@ class _CacheClips:
     def __call__(self, batch: dict) -> dict:
         videos = [self.cached(source) for source in batch["video"]]
         audio = batch.get("audio") or [None] * len(videos)
-        not_cached = np.zeros((0, self.feature_extractor_settings["num_mfcc"]), np.float32)
-        mfcc = [self.mfcc(video, entry) if video != source else not_cached
+        mfcc = [self.mfcc(video, entry) if video != source else self.no_mfcc()
                 for video, source, entry in zip(videos, batch["video"], audio)]
         return {"video": videos, "mfcc": mfcc}
 
